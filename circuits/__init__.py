@@ -1,0 +1,29 @@
+"""circuits: nano-circuitry (NCM) and transmission-line (TLM) models of nanoslit electrodes.
+
+SI at every public boundary (ohm m^2, F/m^2, C/m^2, A/m^2 per projected electrode area).
+"""
+
+from ._ncm import (
+    NCM,
+    TLM,
+    AbstractLadder,
+    AbstractTransSlitLaw,
+    ConstantResistance,
+    DynamicResistance,
+    ResistanceLaw,
+)
+from ._simulate import Solution, simulate, solve, to_dataset
+
+__all__ = [
+    "AbstractLadder",
+    "AbstractTransSlitLaw",
+    "ConstantResistance",
+    "DynamicResistance",
+    "NCM",
+    "ResistanceLaw",
+    "Solution",
+    "TLM",
+    "simulate",
+    "solve",
+    "to_dataset",
+]

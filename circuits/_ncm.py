@@ -1,0 +1,290 @@
+"""Ladder circuits of a nanoslit electrode: the nano-circuitry model (NCM) and the TLM.
+
+Topology (one electrode, per unit projected area, SI): the electrode potential
+``phi_m(t)`` drives, relative to the bulk (0 V), ``R_open`` into the open-space
+node 0 (capacitor ``C_open`` to the electrode), then slit nodes ``1..n`` (each
+``C_slit`` to the electrode). Link ``i`` (``i = 0..n-1``) joins node ``i`` to node
+``i+1`` and carries the trans-slit element ``dphi_i = I_i R_i``.
+
+State convention used by the solver: ``X[0]`` is the charge (C/m^2) that has passed
+``R_open`` (= the electrode charge) and ``X[1 + i]`` the charge that has passed link
+``i``. Node ``k`` then stores ``q_k = X[k] - X[k+1]`` (``X[n+1] = 0``) and the charge
+that passed link ``i`` is ``Q_i = sum_{k>i} q_k``. In this basis every link current
+depends on its own charge and its two neighbours only, so the Jacobian is
+tridiagonal even for the nonlinear NCM (the fast solver relies on this).
+"""
+
+from __future__ import annotations
+
+import abc
+import math
+from collections.abc import Callable, Sequence
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+from jaxtyping import Array, Float
+
+# Keep R = R_c (1 - gamma Q / Q_max) strictly positive: at gamma = 1 a link that is
+# fully charged would otherwise have zero resistance and an infinitely stiff ODE.
+DEFAULT_RESISTANCE_FLOOR = 1e-3  # fraction of R_c
+
+
+def _is_traced(value) -> bool:
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value))
+
+
+def _as_param(value):
+    """Store concrete numbers as float64 numpy arrays (traced under jit, never static)."""
+    if value is None or _is_traced(value) or isinstance(value, jax.Array):
+        return value
+    return np.asarray(value, dtype=np.float64)
+
+
+def _check_param(cls: str, name: str, value, n: int, *, positive: bool = True,
+                 lower: float | None = None, upper: float | None = None) -> None:
+    """ValueError for bad concrete parameters; JAX tracers pass unchecked."""
+    if value is None or _is_traced(value):
+        return
+    arr = np.asarray(value, dtype=np.float64)
+    if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
+        raise ValueError(f"{cls}.{name} must be a scalar or have shape ({n},), got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        raise ValueError(f"{cls}.{name} must be finite, got {value!r}")
+    if positive and not np.all(arr > 0):
+        raise ValueError(f"{cls}.{name} must be positive, got {value!r}")
+    if lower is not None and not np.all(arr >= lower):
+        raise ValueError(f"{cls}.{name} must be >= {lower}, got {value!r}")
+    if upper is not None and not np.all(arr <= upper):
+        raise ValueError(f"{cls}.{name} must be <= {upper}, got {value!r}")
+
+
+def _check_n_slits(cls: str, n_slits) -> int:
+    if isinstance(n_slits, bool) or not isinstance(n_slits, (int, np.integer)):
+        raise ValueError(f"{cls}.n_slits must be an integer, got {n_slits!r}")
+    if n_slits < 1:
+        raise ValueError(f"{cls}.n_slits must be >= 1, got {n_slits}")
+    return int(n_slits)
+
+
+# ----------------------------------------------------------------------------
+# Trans-slit laws
+# ----------------------------------------------------------------------------
+
+
+class AbstractTransSlitLaw(eqx.Module):
+    """A trans-slit element of the form ``dphi = I R(Q)`` (linear in the current).
+
+    Subclasses implement :meth:`resistance`; array fields are trainable constants
+    (``circuits.fit`` and ``jax.grad`` see them). Laws nonlinear in ``I`` are not
+    accepted: the solver needs ``I = dphi / R(Q)`` in closed form.
+    """
+
+    @abc.abstractmethod
+    def resistance(self, charge: Float[Array, "*links"], q_max: Float[Array, "*links"],
+                   R_c: Float[Array, "*links"]) -> Float[Array, "*links"]:
+        """Link resistance (ohm m^2) given the link's charge ``Q`` and ``Q_max`` (C/m^2) and ``R_c`` (ohm m^2)."""
+
+
+class ConstantResistance(AbstractTransSlitLaw):
+    """``R = R_c``: the de Levie transmission line."""
+
+    def resistance(self, charge, q_max, R_c):
+        return jnp.broadcast_to(R_c, jnp.shape(charge)) + 0.0 * charge
+
+
+class DynamicResistance(AbstractTransSlitLaw):
+    """The paper's law ``R = R_c (1 - gamma Q / Q_max)``, floored at ``floor * R_c``."""
+
+    gamma: Any = eqx.field(converter=_as_param, default=0.5)
+    floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
+
+    def resistance(self, charge, q_max, R_c):
+        ratio = 1.0 - self.gamma * charge / q_max
+        return R_c * jnp.maximum(ratio, self.floor)
+
+
+class ResistanceLaw(AbstractTransSlitLaw):
+    """Wrap a plain callable ``fn(Q, q_max, R_c, params) -> R`` (all SI, elementwise).
+
+    ``params`` is any pytree of arrays: its leaves are trainable. Use
+    :meth:`from_ohmic` for a law written as ``law(I, Q, params) -> dphi``.
+    """
+
+    fn: Callable = eqx.field(static=True)
+    params: Any = None
+
+    def resistance(self, charge, q_max, R_c):
+        return self.fn(charge, q_max, R_c, self.params)
+
+    @classmethod
+    def from_ohmic(cls, law: Callable, params=None) -> "ResistanceLaw":
+        """From ``law(I, Q, params) -> dphi`` (V), assumed linear in ``I``: ``R(Q) = law(1, Q, params)``."""
+        return cls(fn=lambda Q, q_max, R_c, p: law(jnp.ones_like(Q), Q, p), params=params)
+
+
+# ----------------------------------------------------------------------------
+# Ladders
+# ----------------------------------------------------------------------------
+
+
+class AbstractLadder(eqx.Module):
+    """Shared ladder structure: ``R_open`` (ohm m^2), ``C_open`` and ``C_slit`` (F/m^2), ``R_c`` (ohm m^2)."""
+
+    n_slits: eqx.AbstractVar[int]
+    R_open: eqx.AbstractVar[Any]
+    C_open: eqx.AbstractVar[Any]
+    C_slit: eqx.AbstractVar[Any]
+    R_c: eqx.AbstractVar[Any]
+
+    @abc.abstractmethod
+    def link_resistance(self, link_charge, node_charge, q_max) -> Float[Array, " n"]:
+        """Resistance (ohm m^2) of each link given the link charges ``Q_i`` and node charges ``q_k`` (C/m^2)."""
+
+    def capacitances(self) -> Float[Array, " n+1"]:
+        """``[C_open, C_slit_1..n]`` (F/m^2)."""
+        c_slit = jnp.broadcast_to(jnp.asarray(self.C_slit), (self.n_slits,))
+        return jnp.concatenate([jnp.reshape(jnp.asarray(self.C_open), (1,)), c_slit])
+
+    def total_capacitance(self):
+        """Equilibrium capacitance of the whole electrode (F/m^2)."""
+        return jnp.sum(self.capacitances())
+
+    def default_q_max(self, swing_V) -> Float[Array, " n"]:
+        """Q_i^max (C/m^2) when every node is charged by ``swing_V`` volts (see :class:`NCM`)."""
+        c = self.capacitances()
+        downstream = jnp.cumsum(c[::-1])[::-1][1:]  # sum_{k > i} C_k, i = 0..n-1
+        return swing_V * downstream
+
+    def linear_resistances(self) -> Float[Array, " n"]:
+        """Link resistances at zero charge (ohm m^2): what the small-signal analysis starts from."""
+        z = jnp.zeros((self.n_slits,))
+        return self.link_resistance(z, jnp.zeros((self.n_slits + 1,)), jnp.ones((self.n_slits,)))
+
+    def parameters(self) -> dict:
+        """The model's parameters as plain Python values (for Dataset attrs)."""
+        out = {"model": type(self).__name__, "n_slits": self.n_slits}
+        for name in ("R_open", "C_open", "C_slit", "R_c", "gamma", "q_max"):
+            if hasattr(self, name):
+                value = getattr(self, name)
+                if value is None or _is_traced(value):
+                    continue
+                arr = np.asarray(value, dtype=np.float64)
+                out[name] = float(arr) if arr.ndim == 0 else arr.tolist()
+        return out
+
+
+def _check_ladder(cls, self_) -> None:
+    n = self_.n_slits
+    for name in ("R_open", "C_open"):
+        _check_param(cls, name, getattr(self_, name), n, positive=True)
+        value = getattr(self_, name)
+        if not _is_traced(value) and np.ndim(value) != 0:
+            raise ValueError(f"{cls}.{name} must be a scalar, got shape {np.shape(value)}")
+    for name in ("C_slit", "R_c"):
+        _check_param(cls, name, getattr(self_, name), n, positive=True)
+
+
+class TLM(AbstractLadder):
+    """de Levie transmission-line model: the NCM with ``gamma = 0``.
+
+    ``TLM(n_slits, R_open, C_open, C_slit, R_c)``; ``R_open`` (ohm m^2) and ``C_open``
+    (F/m^2) are scalars, ``C_slit`` (F/m^2, per slit node 1..n) and ``R_c`` (ohm m^2,
+    per link) scalars or arrays of shape ``(n_slits,)``.
+    """
+
+    n_slits: int = eqx.field(static=True)
+    R_open: Any = eqx.field(converter=_as_param)
+    C_open: Any = eqx.field(converter=_as_param)
+    C_slit: Any = eqx.field(converter=_as_param)
+    R_c: Any = eqx.field(converter=_as_param)
+
+    def __check_init__(self):
+        _check_n_slits("TLM", self.n_slits)
+        _check_ladder("TLM", self)
+
+    def link_resistance(self, link_charge, node_charge, q_max):
+        return jnp.broadcast_to(jnp.asarray(self.R_c), jnp.shape(link_charge)) + 0.0 * link_charge
+
+    def as_ncm(self) -> "NCM":
+        """The identical NCM with ``gamma = 0``."""
+        return NCM(self.n_slits, self.R_open, self.C_open, self.C_slit, self.R_c, 0.0)
+
+
+class NCM(AbstractLadder):
+    """Nano-circuitry model: a ladder whose links obey ``dphi_i = I_i R_i(Q_i)``.
+
+    ``NCM(n_slits, R_open, C_open, C_slit, R_c, gamma, q_max=None, *, law=None,
+    charge="link", allow_gamma_outside_unit=False)``.
+
+    Built-in law (paper eqs. 1-3): ``R_i = R_c (1 - gamma Q_i / Q_i^max)`` (floored at
+    ``1e-3 R_c`` so the ladder stays well posed at gamma -> 1).
+
+    ``charge="link"`` (default, the paper's and ``discovery``'s definition):
+    ``Q_i = int I_i dt``, the charge that has passed link ``i`` (node ``i`` -> ``i+1``).
+    ``charge="node"``: ``Q_i`` is the charge stored on the upstream node ``i``.
+    Charges count from the initial equilibrium (the protocol's starting potential).
+
+    ``q_max`` (C/m^2, scalar or per link). Default: the charge link ``i`` passes when
+    the whole ladder is charged by the protocol's largest electrode-potential swing
+    ``dphi_max`` (``max_t |phi_m(t) - phi_m(0)|``; for a CV from 0 V this is
+    ``phi_max = v_max / 2``): ``Q_i^max = dphi_max * sum_{k>i} C_slit_k``; with
+    ``charge="node"`` it is ``dphi_max * C_i`` of the upstream node (node 0: C_open).
+    For galvanostatic runs ``dphi_max = I t_charge / C_total``.
+
+    ``law``: replaces the built-in law (``gamma`` is then unused): an
+    :class:`AbstractTransSlitLaw` shared by every link, or a sequence of ``n_slits``
+    laws, one per link.
+    """
+
+    n_slits: int = eqx.field(static=True)
+    R_open: Any = eqx.field(converter=_as_param)
+    C_open: Any = eqx.field(converter=_as_param)
+    C_slit: Any = eqx.field(converter=_as_param)
+    R_c: Any = eqx.field(converter=_as_param)
+    gamma: Any = eqx.field(converter=_as_param, default=0.5)
+    q_max: Any = eqx.field(converter=_as_param, default=None)
+    law: AbstractTransSlitLaw | tuple | None = None
+    charge: Literal["link", "node"] = eqx.field(static=True, default="link")
+    allow_gamma_outside_unit: bool = eqx.field(static=True, default=False)
+    resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
+
+    def __check_init__(self):
+        n = _check_n_slits("NCM", self.n_slits)
+        _check_ladder("NCM", self)
+        if self.allow_gamma_outside_unit:
+            _check_param("NCM", "gamma", self.gamma, n, positive=False)
+        else:
+            _check_param("NCM", "gamma", self.gamma, n, positive=False, lower=0.0, upper=1.0)
+        _check_param("NCM", "q_max", self.q_max, n, positive=True)
+        if self.charge not in ("link", "node"):
+            raise ValueError(f"NCM.charge must be 'link' or 'node', got {self.charge!r}")
+        if isinstance(self.law, Sequence) and len(self.law) != n:
+            raise ValueError(f"NCM.law: need one law per link ({n}), got {len(self.law)}")
+        if not (math.isfinite(self.resistance_floor) and self.resistance_floor > 0):
+            raise ValueError("NCM.resistance_floor must be a positive fraction of R_c")
+
+    def default_q_max(self, swing_V):
+        if self.charge == "link":
+            return super().default_q_max(swing_V)
+        return swing_V * self.capacitances()[:-1]
+
+    def link_resistance(self, link_charge, node_charge, q_max):
+        charge = link_charge if self.charge == "link" else node_charge[:-1]
+        R_c = jnp.broadcast_to(jnp.asarray(self.R_c), jnp.shape(charge))
+        if self.law is None:
+            ratio = 1.0 - self.gamma * charge / q_max
+            return R_c * jnp.maximum(ratio, self.resistance_floor)
+        if isinstance(self.law, AbstractTransSlitLaw):
+            return self.law.resistance(charge, q_max, R_c)
+        return jnp.stack([law.resistance(charge[i], q_max[i], R_c[i]) for i, law in enumerate(self.law)])
+
+
+def resolve_q_max(model: AbstractLadder, swing_V) -> Float[Array, " n"]:
+    """Q_i^max (C/m^2) per link: the model's ``q_max`` if given, else its default for ``swing_V``."""
+    q_max = getattr(model, "q_max", None)
+    if q_max is None:
+        return model.default_q_max(swing_V)
+    return jnp.broadcast_to(jnp.asarray(q_max), (model.n_slits,))
