@@ -1,0 +1,153 @@
+"""Sympy expressions with numeric constants: parsing, tidying, sizing, constant refits.
+
+Engines work on internal variable names ``x0, x1, ...`` (so that user names such as
+``Q``, ``I`` or ``E`` never collide with sympy's own symbols) and hand back expressions
+in those; :func:`rename` maps them to the caller's names at the end.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+
+import numpy as np
+import sympy
+
+_FUNCTIONS = {
+    "exp": sympy.exp,
+    "log": sympy.log,
+    "sqrt": sympy.sqrt,
+    "abs": sympy.Abs,
+    "sin": sympy.sin,
+    "cos": sympy.cos,
+    "tanh": sympy.tanh,
+    "square": lambda a: a ** 2,
+    "cube": lambda a: a ** 3,
+    "pow": lambda a, b: a ** b,
+}
+
+
+def internal_symbols(n):
+    """The internal variables ``x0 .. x{n-1}`` every engine searches over."""
+    return [sympy.Symbol(f"x{i}", real=True) for i in range(n)]
+
+
+def parse(text, n_variables):
+    """Infix text from an engine (variables ``x0..``) -> sympy expression with Floats."""
+    local = dict(_FUNCTIONS)
+    local.update({s.name: s for s in internal_symbols(n_variables)})
+    expr = sympy.sympify(text.replace("^", "**"), locals=local)
+    return sympy.N(expr)
+
+
+def rename(expr, names):
+    """Replace ``x0, x1, ...`` by plain symbols with the caller's ``names``."""
+    mapping = {s: sympy.Symbol(name) for s, name in zip(internal_symbols(len(names)), names)}
+    return expr.xreplace(mapping)
+
+
+def tree_size(expr):
+    """Complexity used by every engine: number of nodes of the sympy expression tree."""
+    return sum(1 for _ in sympy.preorder_traversal(expr))
+
+
+def tidy(expr, variables):
+    """Canonical form: rational functions as one cancelled fraction p/q, others as found.
+
+    Collapses redundant constants (``-172.8*x + 173.4*x`` -> ``0.57*x``) so that constant
+    refits are well posed and sizes compare across engines. Floats stay Floats.
+    """
+    expr = sympy.N(expr)
+    try:
+        if expr.is_rational_function(*variables):
+            num, den = sympy.fraction(sympy.cancel(sympy.together(expr)))
+            num, den = sympy.expand(num), sympy.expand(den)
+            if den.is_number:
+                return sympy.expand(num / den)
+            # make the denominator's constant (or lowest) coefficient 1
+            poly = sympy.Poly(den, *variables)
+            lead = poly.coeffs()[-1]
+            if lead != 0:
+                num, den = sympy.expand(num / lead), sympy.expand(den / lead)
+            return num / den
+    except (sympy.PolynomialError, TypeError, ValueError, ZeroDivisionError):
+        pass
+    return expr
+
+
+def floats_of(expr):
+    """The numeric constants of ``expr`` in a fixed (sorted-by-string) order."""
+    return sorted(expr.atoms(sympy.Float), key=lambda f: (str(f), float(f)))
+
+
+def parametrise(expr):
+    """Replace every Float by a symbol ``c_k``; returns (expression, symbols, values)."""
+    floats = floats_of(expr)
+    params = [sympy.Symbol(f"c_{k}") for k in range(len(floats))]
+    return expr.xreplace(dict(zip(floats, params))), params, np.array([float(f) for f in floats])
+
+
+def numpy_function(expr, variables):
+    """``f(X)`` evaluating ``expr`` on the columns of ``X`` (n, k) with numpy."""
+    fn = sympy.lambdify(variables, expr, modules="numpy")
+
+    def f(X):
+        with np.errstate(all="ignore"):
+            out = fn(*[X[:, j] for j in range(X.shape[1])])
+        return np.broadcast_to(np.asarray(out, dtype=float), (X.shape[0],)).copy()
+
+    return f
+
+
+def rmse(expr, variables, X, y):
+    """Root-mean-square error of ``expr`` on (X, y); inf when not finite."""
+    pred = numpy_function(expr, variables)(X)
+    if not np.all(np.isfinite(pred)):
+        return math.inf
+    return float(np.sqrt(np.mean((pred - y) ** 2)))
+
+
+def refit_constants(expr, variables, X, y, max_nfev=200):
+    """Least-squares refit (float64, scipy) of the constants of ``expr`` on (X, y)."""
+    from scipy.optimize import least_squares
+
+    template, params, values = parametrise(expr)
+    if len(params) == 0:
+        return expr
+    fn = sympy.lambdify(params + list(variables), template, modules="numpy")
+    cols = [X[:, j] for j in range(X.shape[1])]
+
+    def residual(c):
+        with np.errstate(all="ignore"):
+            r = np.broadcast_to(np.asarray(fn(*c, *cols), dtype=float), y.shape) - y
+        return np.where(np.isfinite(r), r, 1e6)
+
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            sol = least_squares(residual, values, method="lm", max_nfev=max_nfev * (len(values) + 1))
+    except Exception:  # noqa: BLE001 - a refit is an improvement attempt only
+        return expr
+    new = template.xreplace({p: sympy.Float(float(v), 15) for p, v in zip(params, sol.x)})
+    return new if rmse(new, variables, X, y) <= rmse(expr, variables, X, y) else expr
+
+
+def drop_constants(expr, variables, X, y, tolerance):
+    """Generic pruning: set constants to zero (one at a time, refitting the rest) while the
+    RMSE stays within ``tolerance``; yields every accepted simpler expression."""
+    current = expr
+    out = []
+    changed = True
+    while changed:
+        changed = False
+        for f in floats_of(current):
+            trial = sympy.N(current.xreplace({f: sympy.Integer(0)}))
+            if trial == current or trial.is_number and not current.is_number:
+                continue
+            trial = tidy(refit_constants(tidy(trial, variables), variables, X, y), variables)
+            if rmse(trial, variables, X, y) <= tolerance and tree_size(trial) < tree_size(current):
+                current = trial
+                out.append(current)
+                changed = True
+                break
+    return out
