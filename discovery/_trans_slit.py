@@ -1,0 +1,202 @@
+"""`trans_slit_law`: discover int U dt = F(int I dt) per link, differentiate to U = R(t) I.
+
+The discovery step searches a generic space (the engine's); only afterwards does
+:func:`paper_form` *check* whether the law found is of the paper's form (F a polynomial
+of degree <= 2 in q with F(0) = 0, i.e. R = R_c (1 - gamma q)). Nothing is forced.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any
+
+import numpy as np
+import sympy
+
+CHARGE = "q"  # name of the normalised transferred charge in discovered laws
+
+
+def integral_to_differential(F, charge, voltage_integral_scale=1.0, charge_scale=1.0):
+    """R(Q) in ohm m^2 from a law ``a = F(q)`` on normalised integrals.
+
+    With ``A = voltage_integral_scale * F(Q / charge_scale)`` (V s) and ``Q = int I dt``
+    (C/m^2): ``U = dA/dt = voltage_integral_scale / charge_scale * F'(q) * I``, so
+    ``R(Q) = (voltage_integral_scale / charge_scale) * F'(Q / charge_scale)``. Returns the
+    sympy expression in the SI symbol ``Q`` (C/m^2). ``charge``: the symbol (or name) of q
+    in ``F``.
+    """
+    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
+    Q = sympy.Symbol("Q")
+    a_s, q_s = sympy.sympify(voltage_integral_scale), sympy.sympify(charge_scale)
+    return (a_s / q_s * sympy.diff(F, q)).subs(q, Q / q_s)
+
+
+def paper_form(F, charge=CHARGE, intercept_tolerance=1e-3):
+    """Is ``F(q)`` of the paper's form ``c1 q + c2 q^2`` (F(0) = 0 within
+    ``intercept_tolerance``, in units of the normalised integral)? Returns a dict with
+    ``form`` ("quadratic", "linear" or "other"), ``paper`` (bool), and for the paper's form
+    the normalised ``R_c`` (= F'(0)) and ``gamma`` (= -F''(0) / F'(0), so that
+    F'(q) = R_c (1 - gamma q))."""
+    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
+    other = {"form": "other", "paper": False, "R_c": math.nan, "gamma": math.nan, "intercept": math.nan}
+    expr = sympy.expand(sympy.N(F))
+    if expr.free_symbols - {q}:
+        return other
+    try:
+        simplified = sympy.cancel(sympy.together(expr))
+        num, den = sympy.fraction(simplified)
+        if not den.is_number or not num.is_polynomial(q):
+            return other
+        poly = sympy.Poly(sympy.expand(num / den), q)
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return other
+    coeffs = [float(poly.coeff_monomial(q ** k)) for k in range(poly.degree() + 1)]
+    if poly.degree() > 2 or poly.degree() < 1 or coeffs[1] == 0:
+        return dict(other, intercept=coeffs[0] if coeffs else math.nan)
+    c0, c1 = coeffs[0], coeffs[1]
+    c2 = coeffs[2] if poly.degree() == 2 else 0.0
+    paper = abs(c0) <= intercept_tolerance
+    return {"form": "quadratic" if c2 != 0 else "linear", "paper": bool(paper), "R_c": c1,
+            "gamma": -2.0 * c2 / c1, "intercept": c0}
+
+
+@dataclasses.dataclass(frozen=True)
+class LinkLaw:
+    """The law of one link. ``law``: a = F(q) on normalised integrals (a :class:`Law`).
+    ``resistance``: sympy R(Q) in ohm m^2, Q in C/m^2. ``R_c`` (ohm m^2) and ``gamma`` (-)
+    when ``paper_form``; NaN otherwise. ``differential_r2``: R^2 of U = R(t) I against the
+    data on the charging half-cycle. ``open_space``: link 0 (not an ohmic link)."""
+
+    link: int
+    law: Any
+    form: str
+    paper_form: bool
+    R_c: float
+    gamma: float
+    intercept: float
+    resistance: Any
+    r2: float
+    differential_r2: float
+    charge_scale: float
+    voltage_integral_scale: float
+    open_space: bool
+
+
+@dataclasses.dataclass(frozen=True)
+class TransSlitResult:
+    """Per-link laws and R(t) over the analysed cycle.
+
+    ``links``: {link: LinkLaw} for the inner links; ``open_space_link``: LinkLaw of link 0
+    when it was asked for (reported separately: it carries an equilibrium potential
+    offset). ``resistance``: DataArray (cycle_time, link) R(t) in ohm m^2 over the cycle
+    (charging half-cycle then discharging, coordinate ``charging``). ``R_max``/``R_min``:
+    (link) ohm m^2. ``prepared``: the :func:`prepare` output used.
+    """
+
+    links: dict
+    open_space_link: Any
+    resistance: Any
+    R_max: Any
+    R_min: Any
+    prepared: Any
+
+    def _per_link(self, field):
+        import xarray as xr
+
+        laws = self.all_links()
+        return xr.DataArray([getattr(laws[i], field) for i in laws], dims="link",
+                            coords={"link": list(laws)}, name=field)
+
+    def all_links(self):
+        laws = dict(self.links)
+        if self.open_space_link is not None:
+            laws = {self.open_space_link.link: self.open_space_link, **laws}
+        return laws
+
+    @property
+    def R_c(self):
+        return self._per_link("R_c")
+
+    @property
+    def gamma(self):
+        return self._per_link("gamma")
+
+    @property
+    def r2(self):
+        return self._per_link("r2")
+
+    def summary(self):
+        lines = []
+        for i, law in self.all_links().items():
+            tag = " (open space, not ohmic)" if law.open_space else ""
+            lines.append(
+                f"link {i}{tag}: a = {law.law.expression}  [{law.law.engine}, R^2={law.r2:.6f}, "
+                f"dU R^2={law.differential_r2:.4f}, form={law.form}, paper form={law.paper_form}] "
+                f"R_c={law.R_c:.4g} ohm m^2, gamma={law.gamma:.4g}, "
+                f"R_max={float(self.R_max.sel(link=i)):.4g}, R_min={float(self.R_min.sel(link=i)):.4g}")
+        return "\n".join(lines)
+
+
+def _subsample(n, max_points):
+    if n <= max_points:
+        return np.arange(n)
+    return np.unique(np.round(np.linspace(0, n - 1, max_points)).astype(int))
+
+
+def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycle=0,
+                   max_points=400, **engine_options):
+    """Discover the trans-slit law of each link of ``data`` (a ``jaxpnp.simulate`` Dataset,
+    or the output of :func:`prepare`). The regression is ``a = F(q)`` (normalised
+    integrals, charging half-cycle, at most ``max_points`` evenly spaced samples); then
+    R(t) = (A_s/Q_s) F'(q(t)) over the cycle. Returns a :class:`TransSlitResult`."""
+    import xarray as xr
+
+    from ._discover import discover
+    from ._expression import numpy_function
+    from ._prepare import prepare
+
+    prepared = data if "voltage_integral" in getattr(data, "variables", {}) else prepare(data, slits=slits, cycle=cycle)
+    q = sympy.Symbol(CHARGE)
+    results, curves = {}, []
+    for i in [int(v) for v in prepared["link"].values]:
+        p = prepared.sel(link=i)
+        x = np.asarray(p["charge"].values)
+        a = np.asarray(p["voltage_integral"].values)
+        keep = _subsample(x.size, max_points)
+        law = discover(x[keep, None], a[keep], names=[CHARGE], engine=engine, seed=seed,
+                       parsimony=parsimony, **engine_options)
+        q_s, a_s = float(p["charge_scale"]), float(p["voltage_integral_scale"])
+        check = paper_form(law.expression, q, intercept_tolerance=max(1e-3, 3.0 * law.rmse))
+        slope = sympy.diff(law.expression, q)
+        r_of_q = numpy_function(slope, [q])
+        ratio = a_s / q_s
+        r_cycle = ratio * r_of_q(np.asarray(p["cycle_charge"].values)[:, None])
+        r_charge = ratio * r_of_q(x[:, None])
+        u, current = np.asarray(p["voltage"].values), np.asarray(p["current"].values)
+        ss_tot = float(np.sum((u - u.mean()) ** 2))
+        dr2 = 1.0 - float(np.sum((r_charge * current - u) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+        link = LinkLaw(
+            link=i, law=law, form=check["form"], paper_form=check["paper"],
+            R_c=ratio * check["R_c"] if check["paper"] else math.nan,
+            gamma=check["gamma"] if check["paper"] else math.nan,
+            intercept=check["intercept"],
+            resistance=integral_to_differential(law.expression, q, a_s, q_s),
+            r2=law.r2, differential_r2=dr2, charge_scale=q_s, voltage_integral_scale=a_s,
+            open_space=(i == 0),
+        )
+        results[i] = link
+        curves.append(r_cycle)
+    links = [int(v) for v in prepared["link"].values]
+    resistance = xr.DataArray(
+        np.stack(curves, axis=1), dims=("cycle_time", "link"),
+        coords={"cycle_time": prepared["cycle_time"], "link": links,
+                "charging": prepared["charging"], "open_space": prepared["open_space"]},
+        name="resistance", attrs={"units": "ohm m^2", "long_name": "trans-slit resistance R(t)"})
+    open_space = results.pop(0, None)
+    return TransSlitResult(
+        links=results, open_space_link=open_space, resistance=resistance,
+        R_max=resistance.max("cycle_time").assign_attrs(units="ohm m^2"),
+        R_min=resistance.min("cycle_time").assign_attrs(units="ohm m^2"),
+        prepared=prepared,
+    )
