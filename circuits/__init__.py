@@ -12,17 +12,24 @@ from ._ncm import (
     DynamicResistance,
     ResistanceLaw,
 )
+from ._fit import FitResult, fit, infer_protocol
+from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, to_dataset
 
 __all__ = [
     "AbstractLadder",
     "AbstractTransSlitLaw",
     "ConstantResistance",
+    "FitResult",
     "DynamicResistance",
     "NCM",
     "ResistanceLaw",
     "Solution",
     "TLM",
+    "equilibrium_resistances",
+    "fit",
+    "infer_protocol",
+    "impedance",
     "simulate",
     "solve",
     "to_dataset",

@@ -9,6 +9,7 @@ samples. Time inside the solver is ``tau = t / duration`` in [0, 1].
 from __future__ import annotations
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
@@ -47,6 +48,12 @@ def _initial_potential(protocol) -> float:
 
 def drive_from_protocol(protocol) -> Drive:
     """Sample ``protocol`` at its knots; ValueError if it is not piecewise linear between them."""
+    # The protocol is concrete even when the caller is being traced (jit/grad of a fit loss).
+    with jax.ensure_compile_time_eval():
+        return _drive_from_protocol(protocol)
+
+
+def _drive_from_protocol(protocol) -> Drive:
     duration = float(protocol.duration)
     knots_s = np.unique(np.concatenate([[0.0], np.asarray(protocol.jump_times, dtype=float), [duration]]))
     knots = knots_s / duration

@@ -217,14 +217,15 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
     with float64():
         drive = drive_from_protocol(protocol)
         save_tau = _save_tau(protocol, drive, points_per_cycle, times)
+        if method == "fixed":
+            if int(steps) < 2:
+                raise ValueError(f"steps must be >= 2, got {steps}")
+            grid, save_index = _fixed_grid(drive, save_tau, steps)
         drive = jax.tree_util.tree_map(jnp.asarray, drive)
         if method == "adaptive":
             adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
             return _solve_adaptive(model, drive, jnp.asarray(save_tau), rtol, atol, int(max_steps), adjoint)
         if method == "fixed":
-            if int(steps) < 2:
-                raise ValueError(f"steps must be >= 2, got {steps}")
-            grid, save_index = _fixed_grid(drive, save_tau, steps)
             return _solve_fixed(model, drive, jnp.asarray(grid), jnp.asarray(save_index))
     raise ValueError(f"method must be 'adaptive' or 'fixed', got {method!r}")
 
