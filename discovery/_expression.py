@@ -75,6 +75,45 @@ def tidy(expr, variables):
     return expr
 
 
+def cancel_near_common_roots(expr, variables, rtol=0.05):
+    """Univariate rational p/q: divide out root pairs of p and q that nearly coincide
+    (within ``rtol`` relative); None when there is nothing to cancel. A generic
+    simplification: noisy fits often return ``k (x - r)/((x - r')(...))`` with r ~ r'."""
+    if len(variables) != 1:
+        return None
+    (x,) = variables
+    try:
+        num, den = sympy.fraction(sympy.cancel(sympy.together(expr)))
+        pn, pd = sympy.Poly(num, x), sympy.Poly(den, x)
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return None
+    if pn.degree() < 1 or pd.degree() < 1:
+        return None
+    rn = list(np.roots([float(c) for c in pn.all_coeffs()]))
+    rd = list(np.roots([float(c) for c in pd.all_coeffs()]))
+    cancelled = False
+    for r in list(rn):
+        close = [d for d in rd if abs(d - r) <= rtol * max(abs(r), abs(d), 1e-12)]
+        if close:
+            rn.remove(r)
+            rd.remove(min(close, key=lambda d: abs(d - r)))
+            cancelled = True
+    if not cancelled:
+        return None
+
+    def rebuild(lead, roots):
+        coeffs = np.real_if_close(np.poly(roots), tol=1e6) if roots else np.array([1.0])
+        if np.iscomplexobj(coeffs):
+            return None
+        return float(lead) * sum(sympy.Float(float(c), 15) * x ** (len(coeffs) - 1 - k)
+                                 for k, c in enumerate(coeffs))
+
+    n, d = rebuild(pn.LC(), rn), rebuild(pd.LC(), rd)
+    if n is None or d is None:
+        return None
+    return tidy(n / d, variables)
+
+
 def floats_of(expr):
     """The numeric constants of ``expr`` in a fixed (sorted-by-string) order."""
     return sorted(expr.atoms(sympy.Float), key=lambda f: (str(f), float(f)))

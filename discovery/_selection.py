@@ -23,7 +23,7 @@ class Parsimony:
     of the best achievable error, or below ``relative_floor`` of the signal's spread
     (the accuracy we ask of a law on round-off-free data), counts as equally good.
     ``rule="knee"``: the member farthest below the straight line joining the simplest
-    and the most accurate members in the (complexity, log10 RMSE) plane, with RMSE
+    and the most complex members in the (complexity, log10 RMSE) plane, with RMSE
     floored at ``relative_floor * std(y)``.
     """
 
@@ -57,7 +57,7 @@ class Parsimony:
             floor = max(self.relative_floor * y_std, 1e-300)
             logs = np.log10(np.maximum(errors, floor))
             first = order[0]
-            last = min(order, key=lambda k: (logs[k], complexities[k]))
+            last = order[-1]
             if complexities[last] <= complexities[first]:
                 chosen = first
             else:

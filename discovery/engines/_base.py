@@ -9,7 +9,7 @@ import math
 import numpy as np
 import sympy
 
-from .._expression import (drop_constants, internal_symbols, refit_constants, rename, rmse,
+from .._expression import (cancel_near_common_roots, drop_constants, internal_symbols, refit_constants, rename, rmse,
                            tidy, tree_size)
 from .._law import Law
 from .._selection import Parsimony
@@ -130,6 +130,12 @@ class AbstractEngine(abc.ABC):
                 continue
             if math.isfinite(rmse(e, variables, X, y)):
                 kept.setdefault(_key(e), e)
+        for e in list(kept.values()):
+            reduced = cancel_near_common_roots(e, variables)
+            if reduced is not None:
+                reduced = tidy(refit_constants(reduced, variables, X, y), variables)
+                if math.isfinite(rmse(reduced, variables, X, y)):
+                    kept.setdefault(_key(reduced), reduced)
         if self.prune:
             for e in list(kept.values()):
                 if len(e.atoms(sympy.Float)) > MAX_PRUNED_CONSTANTS:
