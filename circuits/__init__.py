@@ -15,6 +15,8 @@ from ._ncm import (
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, to_dataset
+from ._sweeps import cv_asymmetry, peak_map
+from . import plot
 
 __all__ = [
     "AbstractLadder",
@@ -27,9 +29,12 @@ __all__ = [
     "Solution",
     "TLM",
     "equilibrium_resistances",
+    "cv_asymmetry",
     "fit",
     "infer_protocol",
     "impedance",
+    "peak_map",
+    "plot",
     "simulate",
     "solve",
     "to_dataset",
