@@ -1,15 +1,26 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
 from ._electrolyte import Electrolyte
+from ._geometry import Electrode
+from ._io import load, read_config, save
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._simulate import SimulationError, build_model, simulate, validate
 
 __all__ = [
     "AbstractProtocol",
     "CV",
+    "Electrode",
     "Electrolyte",
     "Galvanostatic",
     "PotentialStep",
+    "SimulationError",
+    "build_model",
     "float64",
+    "load",
+    "read_config",
+    "save",
+    "simulate",
+    "validate",
 ]
 __version__ = "0.1.0"

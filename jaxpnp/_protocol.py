@@ -29,6 +29,11 @@ class AbstractProtocol(eqx.Module):
         raise NotImplementedError
 
     @property
+    def initial_cell_voltage(self) -> float:
+        """Cell voltage (V) of the equilibrium the run starts from."""
+        return 0.0
+
+    @property
     def jump_times(self) -> np.ndarray:
         """Times (s) where the waveform's derivative jumps; steppers stop on them."""
         return np.zeros((0,))
@@ -61,9 +66,13 @@ class CV(AbstractProtocol):
             raise ValueError(f"CV cycles must be >= 1, got {self.cycles}")
 
     @property
+    def initial_cell_voltage(self) -> float:
+        return float(self.v_min)
+
+    @property
     def half_period(self) -> float:
         """Seconds for one sweep from v_min to v_max."""
-        return float((self.v_max - self.v_min) / self.scan_rate_V_s)
+        return (self.v_max - self.v_min) / self.scan_rate_V_s
 
     @property
     def period(self) -> float:
@@ -117,6 +126,10 @@ class PotentialStep(AbstractProtocol):
             raise ValueError("PotentialStep rise_time_s must lie in [0, duration_s)")
 
     @property
+    def initial_cell_voltage(self) -> float:
+        return float(self.v_initial)
+
+    @property
     def duration(self) -> float:
         return float(self.duration_s)
 
@@ -126,10 +139,8 @@ class PotentialStep(AbstractProtocol):
 
     def cell_voltage(self, t):
         t = jnp.asarray(t)
-        if self.rise_time_s > 0:
-            frac = jnp.clip(t / self.rise_time_s, 0.0, 1.0)
-        else:
-            frac = jnp.where(t >= 0.0, 1.0, 0.0)
+        ramp = jnp.clip(t / jnp.where(self.rise_time_s > 0, self.rise_time_s, 1.0), 0.0, 1.0)
+        frac = jnp.where(self.rise_time_s > 0, ramp, jnp.where(t >= 0.0, 1.0, 0.0))
         return self.v_initial + (self.v_step - self.v_initial) * frac
 
     def electrode_potential(self, t):
@@ -166,7 +177,7 @@ class Galvanostatic(AbstractProtocol):
 
     @property
     def period(self) -> float:
-        return 2.0 * float(self.charge_time_s)
+        return 2.0 * self.charge_time_s
 
     @property
     def duration(self) -> float:

@@ -1,0 +1,238 @@
+"""simulate(): validate, discretise, step with diffrax, package an xarray Dataset (SI)."""
+
+from __future__ import annotations
+
+import functools
+import math
+import time as _time
+import warnings
+
+import diffrax as dfx
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
+from ._geometry import Electrode, Grid, build_grid
+from ._implicit import NewtonKrylov
+from ._model import MPNPModel
+from ._poisson import FastPoisson
+from ._precision import float64
+from ._preconditioner import SparseLUPreconditioner
+from ._protocol import CV, AbstractProtocol, PotentialStep
+
+BOUNDARIES = ("symmetric", "reservoir")
+SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
+
+
+class SimulationError(RuntimeError):
+    """A run that stopped early; ``partial`` holds the Dataset computed up to ``time_reached_s``."""
+
+    def __init__(self, message, partial=None, time_reached_s=None):
+        super().__init__(message)
+        self.partial = partial
+        self.time_reached_s = time_reached_s
+
+
+# ---------------------------------------------------------------------------
+# discretisation cache: the same geometry reuses the same static objects, hence
+# the same compiled step function.
+@functools.lru_cache(maxsize=8)
+def _discretise(electrode_key, h_nm):
+    electrode = Electrode(**dict(electrode_key))
+    grid = build_grid(electrode, h_nm)
+    return grid, FastPoisson.build(grid), SparseLUPreconditioner.build_for(grid)
+
+
+def _electrode_key(e: Electrode):
+    return tuple((k, (float(v) if isinstance(v, (int, float)) and k not in ("n_sheets",) else v))
+                 for k, v in ((f, getattr(e, f)) for f in
+                              ("layout", "n_sheets", "slit_nm", "sheet_length_nm", "sheet_gap_nm",
+                               "sheet_thickness_nm", "separator_nm")))
+
+
+def _concrete(x):
+    try:
+        return float(x)
+    except (TypeError, jax.errors.ConcretizationTypeError):
+        return None
+
+
+def validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanometre_slits=False):
+    """All input checks, before any compute. Raises ValueError with a clear message."""
+    if not isinstance(electrolyte, Electrolyte):
+        raise TypeError("electrolyte must be a jaxpnp.Electrolyte")
+    if not isinstance(electrode, Electrode):
+        raise TypeError("electrode must be a jaxpnp.Electrode")
+    if not isinstance(protocol, AbstractProtocol):
+        raise TypeError("protocol must be a jaxpnp protocol (CV, PotentialStep)")
+    if protocol.controls != "voltage":
+        raise ValueError(f"the mPNP solver is voltage-driven; {type(protocol).__name__} is not supported")
+    if boundary not in BOUNDARIES:
+        raise ValueError(f"boundary must be one of {BOUNDARIES}, got {boundary!r}")
+    if not (isinstance(grid_nm, (int, float)) and math.isfinite(grid_nm) and grid_nm > 0):
+        raise ValueError(f"grid_nm must be a positive number of nm, got {grid_nm!r}")
+    if electrode.layout != "planar" and float(electrode.slit_nm) < 1.0 and not allow_subnanometre_slits:
+        raise ValueError(
+            f"slit_nm={electrode.slit_nm} < 1 nm is outside the validity of mPNP (ion "
+            "desolvation and correlations dominate); pass allow_subnanometre_slits=True to run anyway")
+    lam = _concrete(electrolyte.debye_length_m)
+    if lam is not None and grid_nm > lam * 1e9:
+        raise ValueError(
+            f"grid_nm={grid_nm} is coarser than the Debye length ({lam * 1e9:.3g} nm): "
+            "the double layer would not be resolved; refine the grid")
+    build_grid(electrode, grid_nm)  # geometric checks (slit, sheet, gap resolution)
+
+
+def _segments(protocol, points_per_cycle, segments_per_sweep):
+    """Segment boundaries (s) aligned with the protocol's jumps, and save points per segment."""
+    if isinstance(protocol, CV):
+        vertices = np.concatenate([[0.0], protocol.jump_times, [protocol.duration]])
+        edges = np.unique(np.concatenate([np.linspace(a, b, segments_per_sweep + 1)
+                                          for a, b in zip(vertices[:-1], vertices[1:])]))
+        per_segment = max(2, int(math.ceil(points_per_cycle / (2 * segments_per_sweep))))
+    else:
+        jumps = [float(j) for j in protocol.jump_times]
+        edges = np.unique(np.concatenate([[0.0], jumps, np.linspace(jumps[-1] if jumps else 0.0,
+                                                                    protocol.duration, 2 * segments_per_sweep + 1)]))
+        per_segment = max(2, int(math.ceil(points_per_cycle / (2 * segments_per_sweep))))
+    return edges, per_segment
+
+
+@eqx.filter_jit
+def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_name, max_steps,
+                   krylov_rtol):
+    root_finder = NewtonKrylov(
+        rtol=rtol, atol=atol, krylov_rtol=krylov_rtol,
+        build_preconditioner=lambda y, t, hg: precond.build(model, y, t, hg),
+        apply_preconditioner=precond.apply)
+    solver = SOLVERS[solver_name](root_finder=root_finder)
+    ts = t0 + (t1 - t0) * jnp.linspace(0.0, 1.0, n_save)
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(model.vector_field), solver, t0, t1, dt0, y0,
+        saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, dtmin=None),
+        max_steps=max_steps, throw=False)
+    inside = 1e-9 * (t1 - t0)
+    obs = jax.vmap(model.observables)(sol.ts, sol.ys, jnp.clip(sol.ts, t0 + inside, t1 - inside))
+    ok = sol.result == dfx.RESULTS.successful
+    return sol.ts, sol.ys, obs, ok, sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]
+
+
+def build_model(electrolyte, electrode, protocol, grid_nm, boundary):
+    """The discrete model (and its preconditioner) for one configuration."""
+    grid, poisson, precond = _discretise(_electrode_key(electrode), float(grid_nm))
+    lam_nm = electrolyte.debye_length_m * 1e9
+    model = MPNPModel.build(
+        grid, poisson, protocol, h=grid_nm / lam_nm, nu=electrolyte.packing_parameter,
+        d_minus=electrolyte.anion_to_cation_diffusivity, time_scale_s=electrolyte.debye_time_s,
+        thermal_voltage_V=electrolyte.thermal_voltage_V, reservoir=(boundary == "reservoir"))
+    return model, precond
+
+
+def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractProtocol,
+             grid_nm: float = 0.1, boundary: str = "symmetric", *, points_per_cycle: int = 200,
+             snapshot_times_s=None, rtol: float = 1e-5, atol: float = 1e-7,
+             solver: str = "kvaerno3", max_steps_per_segment: int = 20000,
+             krylov_rtol: float = 1e-5, segments_per_sweep: int = 4, progress: bool = True,
+             checkpoint_path=None, allow_subnanometre_slits: bool = False):
+    """Run the mPNP half cell under ``protocol``; returns an ``xarray.Dataset`` in SI units.
+
+    ``grid_nm``: node spacing (nm). ``boundary``: ``"symmetric"`` (closed half cell with
+    the exact mid-plane antisymmetry; salt conserved) or ``"reservoir"`` (bulk c0 and
+    0 V held at the outer edge of the open space). ``points_per_cycle``: output
+    samples per CV cycle (or per step protocol). ``snapshot_times_s``: times (s) at which
+    to keep the full c+, c-, potential fields (snapped to the nearest output time).
+    ``rtol``/``atol``: step-size control on concentrations (units of c0).
+    ``checkpoint_path``: netCDF file rewritten after every segment, so a long run that
+    dies keeps what it computed. On failure raises ``SimulationError`` carrying the
+    partial Dataset (also written to ``checkpoint_path`` when given).
+    """
+    validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanometre_slits)
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
+    from ._observables import to_dataset
+
+    with float64():
+        model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary)
+        tau = float(electrolyte.debye_time_s)
+        v0 = protocol.initial_cell_voltage
+        if abs(v0) > 0:
+            raise NotImplementedError(
+                "protocols must start at 0 V (the uniform bulk is the initial equilibrium); "
+                f"got a start at {v0} V")
+        edges, per_segment = _segments(protocol, points_per_cycle, segments_per_sweep)
+        y = model.initial_state()
+        collected = dict(ts=[], obs=[], ys=[])
+        steps = dict(accepted=0, rejected=0)
+        snap_t = None if snapshot_times_s is None else np.atleast_1d(np.asarray(snapshot_times_s, float))
+        dt0 = jnp.asarray((edges[1] - edges[0]) / tau / 1e3)
+        bar = None
+        if progress:
+            from tqdm.auto import tqdm
+            bar = tqdm(total=float(protocol.duration) * 1e9, unit="ns", desc="mPNP",
+                       bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} ns [{elapsed}<{remaining}]")
+        t_start = _time.perf_counter()
+        failure = None
+        try:
+            for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+                ts, ys, obs, ok, acc, rej = _solve_segment(
+                    model, precond, y, jnp.asarray(a / tau), jnp.asarray(b / tau), dt0, per_segment,
+                    rtol, atol, solver, max_steps_per_segment, krylov_rtol)
+                ok = bool(ok)
+                obs = jax.tree_util.tree_map(lambda v: np.array(v, copy=True), obs)
+                ts = np.asarray(ts)
+                finite = np.all(np.isfinite(obs["electrode_charge"])) & np.all(np.isfinite(obs["current"]))
+                if not (ok and finite):
+                    good = np.isfinite(ts) & np.isfinite(obs["electrode_charge"])
+                    good &= np.cumprod(good).astype(bool)
+                    if good.any():
+                        keep = slice(0 if k == 0 else 1, int(good.sum()))
+                        collected["ts"].append(ts[keep])
+                        collected["obs"].append(jax.tree_util.tree_map(lambda v: v[keep], obs))
+                        collected["ys"].append(np.asarray(ys)[keep] if snap_t is not None else None)
+                    reached = collected["ts"][-1][-1] * tau if collected["ts"] else 0.0
+                    failure = (f"mPNP run stopped at t = {reached:.4g} s of {protocol.duration:.4g} s "
+                               f"(segment {k + 1}/{len(edges) - 1}: "
+                               f"{'step-size collapse or nonlinear solver failure' if not ok else 'non-finite values'}); "
+                               "the part computed so far is in the error's .partial")
+                    break
+                if k > 0:
+                    # a segment's first sample repeats the previous end; on a CV vertex the
+                    # current jumps, and the mean of both one-sided limits keeps the
+                    # trapezoidal integral of the current second-order accurate
+                    last = collected["obs"][-1]["current"]
+                    last[-1] = 0.5 * (last[-1] + obs["current"][0])
+                keep = slice(0 if k == 0 else 1, None)
+                collected["ts"].append(ts[keep])
+                collected["obs"].append(jax.tree_util.tree_map(lambda v: v[keep], obs))
+                collected["ys"].append(np.asarray(ys)[keep] if snap_t is not None else None)
+                steps["accepted"] += int(acc)
+                steps["rejected"] += int(rej)
+                y = ys[-1]
+                dt0 = jnp.asarray((b - a) / tau / max(int(acc), 1))
+                if bar is not None:
+                    bar.update((b - a) * 1e9)
+                if checkpoint_path is not None:
+                    _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, boundary,
+                                collected, snap_t, steps, t_start, checkpoint_path, complete=False)
+        finally:
+            if bar is not None:
+                bar.close()
+        ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
+                        dict(steps, run_time_s=_time.perf_counter() - t_start,
+                             rtol=rtol, atol=atol, solver=solver, complete=int(failure is None)))
+        if checkpoint_path is not None:
+            ds.to_netcdf(checkpoint_path, engine="h5netcdf")
+        if failure is not None:
+            raise SimulationError(failure, partial=ds,
+                                  time_reached_s=float(ds.time[-1]) if ds.sizes.get("time") else 0.0)
+        return ds
+
+
+def _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, boundary, collected,
+                snap_t, steps, t_start, path, complete):
+    ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
+                    dict(steps, run_time_s=_time.perf_counter() - t_start, complete=int(complete)))
+    ds.to_netcdf(path, engine="h5netcdf")
