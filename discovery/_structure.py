@@ -4,9 +4,10 @@ For rational functions (the case the tests and benchmarks score) both are brough
 cancelled fraction p/q, normalised by the coefficient of the reference denominator's
 lowest monomial; the structure matches when the sets of monomials with non-negligible
 coefficients agree and every coefficient agrees within ``rtol``. Other expressions match
-when they use the same non-arithmetic functions and agree within ``rtol`` (relative to
-the reference's spread) on ``X`` (pass points beyond the training range to test
-extrapolation too).
+when they use the same non-arithmetic functions, the found tree is at most
+``extra_nodes`` nodes larger than the reference's, and they agree within ``rtol``
+(relative to the reference's spread) on ``X`` (pass points beyond the training range to
+test extrapolation too).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _terms(poly, scale, negligible):
     return {m: c for m, c in out.items() if abs(c) > negligible * big}
 
 
-def same_structure(found, reference, variables, rtol=0.02, negligible=1e-4, X=None):
+def same_structure(found, reference, variables, rtol=0.02, negligible=1e-4, X=None,
+                   extra_nodes=2):
     """True when ``found`` has ``reference``'s structure (see module docstring).
 
     ``variables``: names (or symbols) of the variables both use. ``negligible``: relative
@@ -60,7 +62,11 @@ def same_structure(found, reference, variables, rtol=0.02, negligible=1e-4, X=No
                     return False
         return True
     functions = lambda e: {type(a) for a in e.atoms(sympy.Function)}  # noqa: E731
+    from ._expression import tree_size
+
     if functions(found) != functions(reference) or X is None:
+        return False
+    if tree_size(found) > tree_size(reference) + extra_nodes:
         return False
     X = np.asarray(X, dtype=float).reshape(len(X), -1)
     from ._expression import numpy_function
