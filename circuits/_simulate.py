@@ -113,7 +113,8 @@ def _solve_adaptive(model, drive: Drive, save_tau, rtol, atol, max_steps, adjoin
         return _rhs(model, scales, drive, x, drive(tau))
 
     controller = diffrax.ClipStepSizeController(
-        diffrax.PIDController(rtol=rtol, atol=atol), jump_ts=drive.knots[1:-1])
+        diffrax.PIDController(rtol=rtol, atol=atol),
+        jump_ts=drive.knots[1:-1] if drive.knots.shape[0] > 2 else None)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field), diffrax.Kvaerno5(), t0=0.0, t1=1.0, dt0=None,
         y0=jnp.zeros((n_state,)), saveat=diffrax.SaveAt(ts=save_tau),
@@ -224,7 +225,9 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
         drive = jax.tree_util.tree_map(jnp.asarray, drive)
         if method == "adaptive":
             adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
-            return _solve_adaptive(model, drive, jnp.asarray(save_tau), rtol, atol, int(max_steps), adjoint)
+            # tolerances as arrays: changing them does not recompile
+            return _solve_adaptive(model, drive, jnp.asarray(save_tau), jnp.asarray(rtol, dtype=jnp.float64),
+                                   jnp.asarray(atol, dtype=jnp.float64), int(max_steps), adjoint)
         if method == "fixed":
             return _solve_fixed(model, drive, jnp.asarray(grid), jnp.asarray(save_index))
     raise ValueError(f"method must be 'adaptive' or 'fixed', got {method!r}")
