@@ -14,7 +14,11 @@ import statistics
 import time
 from pathlib import Path
 
-import jax
+import sys
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
+
+import jax  # noqa: E402
 import jax.numpy as jnp
 import numpy as np
 import scipy
