@@ -5,7 +5,7 @@ from ._geometry import Electrode
 from ._io import load, read_config, save
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
-from ._simulate import SimulationError, build_model, simulate, validate
+from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 
 __all__ = [
     "AbstractProtocol",
@@ -16,6 +16,7 @@ __all__ = [
     "PotentialStep",
     "SimulationError",
     "build_model",
+    "differentiable_run",
     "float64",
     "load",
     "read_config",

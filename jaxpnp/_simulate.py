@@ -120,9 +120,10 @@ def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_n
     return sol.ts, sol.ys, obs, ok, sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]
 
 
-def build_model(electrolyte, electrode, protocol, grid_nm, boundary):
+def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0):
     """The discrete model (and its preconditioner) for one configuration."""
     grid, poisson, precond = _discretise(_electrode_key(electrode), float(grid_nm))
+    precond = SparseLUPreconditioner(pattern=precond.pattern, reuse_tolerance=float(reuse_tolerance))
     lam_nm = electrolyte.debye_length_m * 1e9
     model = MPNPModel.build(
         grid, poisson, protocol, h=grid_nm / lam_nm, nu=electrolyte.packing_parameter,
@@ -136,6 +137,7 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
              snapshot_times_s=None, rtol: float = 1e-5, atol: float = 1e-7,
              solver: str = "kvaerno3", max_steps_per_segment: int = 20000,
              krylov_rtol: float = 1e-5, segments_per_sweep: int = 4, progress: bool = True,
+             preconditioner_reuse: float = 0.05,
              checkpoint_path=None, allow_subnanometre_slits: bool = False):
     """Run the mPNP half cell under ``protocol``; returns an ``xarray.Dataset`` in SI units.
 
@@ -145,6 +147,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     samples per CV cycle (or per step protocol). ``snapshot_times_s``: times (s) at which
     to keep the full c+, c-, potential fields (snapped to the nearest output time).
     ``rtol``/``atol``: step-size control on concentrations (units of c0).
+    ``preconditioner_reuse``: relative Jacobian change under which the sparse LU
+    factorisation of an earlier step is reused (0 refactors every step).
     ``checkpoint_path``: netCDF file rewritten after every segment, so a long run that
     dies keeps what it computed. On failure raises ``SimulationError`` carrying the
     partial Dataset (also written to ``checkpoint_path`` when given).
@@ -155,7 +159,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     from ._observables import to_dataset
 
     with float64():
-        model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary)
+        model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
+                                     preconditioner_reuse)
         tau = float(electrolyte.debye_time_s)
         v0 = protocol.initial_cell_voltage
         if abs(v0) > 0:
@@ -236,3 +241,38 @@ def _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, bo
     ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
                     dict(steps, run_time_s=_time.perf_counter() - t_start, complete=int(complete)))
     ds.to_netcdf(path, engine="h5netcdf")
+
+
+def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractProtocol,
+                       times_s, grid_nm: float = 0.1, boundary: str = "symmetric", *,
+                       rtol: float = 1e-6, atol: float = 1e-8, solver: str = "kvaerno3",
+                       max_steps: int = 20000, mode: str = "reverse"):
+    """Traceable run for ``jax.grad``/``jax.jvp``: electrode charge (C/m^2) and current
+    density (A/m^2) at ``times_s``.
+
+    Electrolyte fields (and the protocol's numbers) may be JAX tracers; the geometry is
+    fixed by the grid. Call it inside ``jaxpnp.float64()`` (or with x64 enabled).
+    Reverse mode differentiates through each implicit stage with a dense linear solve,
+    so keep grids small here; ``mode="forward"`` (for ``jax.jvp``/``jax.jacfwd``) is
+    cheaper for a few parameters.
+    """
+    if mode not in ("reverse", "forward"):
+        raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
+    validate(electrolyte, electrode, protocol, grid_nm, boundary)
+    model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary)
+    tau = electrolyte.debye_time_s
+    ts = jnp.asarray(times_s) / tau
+    root_finder = NewtonKrylov(
+        rtol=rtol, atol=atol,
+        build_preconditioner=lambda y, t, hg: precond.build(model, y, t, hg),
+        apply_preconditioner=precond.apply)
+    jumps = jnp.asarray(np.asarray(protocol.jump_times, float)) / tau
+    sol = dfx.diffeqsolve(
+        dfx.ODETerm(model.vector_field), SOLVERS[solver](root_finder=root_finder), 0.0, ts[-1],
+        ts[-1] / 1e4, model.initial_state(), saveat=dfx.SaveAt(ts=ts),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, jump_ts=jumps if jumps.size else None),
+        max_steps=max_steps,
+        adjoint=dfx.ForwardMode() if mode == "forward" else dfx.RecursiveCheckpointAdjoint())
+    obs = jax.vmap(model.observables)(sol.ts, sol.ys)
+    q_scale = electrolyte.charge_scale_C_m2
+    return obs["electrode_charge"] * q_scale, obs["current"] * q_scale / tau
