@@ -157,7 +157,7 @@ class MPNPModel(eqx.Module):
         jp, jm = species_fluxes(cpl, cml, pl, cpr, cmr, pr, self.nu, self.d_minus, 1.0)
         split = flux_split(cpl, cml, pl, cpr, cmr, pr, self.nu, self.d_minus, 1.0)
         a = self.area_x[column]
-        scale = 1.0 / (self.h * self.length_y)
+        scale = 1.0 / self.length_y  # face flow (grid-unit area x grid-unit flux) is already a Debye-unit flow
         tot = jnp.sum(a * (jp - jm)) * scale
         return tot, tuple(jnp.sum(a * s) * scale for s in split)
 

