@@ -73,6 +73,8 @@ class ReproduceConfig:
     peak_grid: int = 11
     asymmetry_layers: tuple = (6, 20)
     asymmetry_rate_factors: tuple = (1.0, 4.0)
+    asymmetry_cycles: int | None = None  # None: until periodic (circuits.cv_asymmetry's default)
+    calibrate: bool = True  # also fit C and R_open of the NCM (diagnostic beside the extracted ones)
 
     @property
     def paper_slit_nm(self) -> float:
@@ -95,7 +97,8 @@ def tiny_config(**overrides) -> ReproduceConfig:
         FULL, name="tiny", n_sheets=3, sheet_length_nm=3.6, sheet_gap_nm=1.2, sheet_thickness_nm=0.3,
         separator_nm=3.0, slits_nm=(1.5,), grid_nm=0.3, half_period_debye=2000.0, points_per_cycle=100,
         engine="sparse", discovery_options={}, fit_steps=15, fit_polish_steps=0, tlm_layers=6,
-        ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,))
+        ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
+        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5))
     return dataclasses.replace(base, **overrides)
 
 
@@ -448,18 +451,20 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                              / np.max(np.abs(np.asarray(paper["current_density"]))))
             # diagnostic: the same NCM with its storage/open-space elements calibrated on the CV
             # (R_c and gamma held at the discovered values)
-            cal = circuits.fit(model, paper, params=("R_open", "C_open", "C_slit"), protocol=cv,
-                               steps=config.fit_steps, polish=config.fit_polish_steps > 0,
-                               polish_steps=max(config.fit_polish_steps, 1), progress=progress)
-            sim_cal = circuits.simulate(cal.model, cv, times=times)
-            err_cal = nrmse(sim_cal["current_density"], paper["current_density"])
-            state["model"], state["calibrated"] = model, cal.model
+            sims = {"NCM (discovered R_c, gamma; extracted C, R_open)": sim}
+            err_cal, cal_params = None, None
+            if config.calibrate:
+                cal = circuits.fit(model, paper, params=("R_open", "C_open", "C_slit"), protocol=cv,
+                                   steps=config.fit_steps, polish=config.fit_polish_steps > 0,
+                                   polish_steps=max(config.fit_polish_steps, 1), progress=progress)
+                sim_cal = circuits.simulate(cal.model, cv, times=times)
+                err_cal, cal_params = nrmse(sim_cal["current_density"], paper["current_density"]), cal.params
+                sims["NCM, C and R_open calibrated"] = sim_cal
+            state["model"] = model
             sim.to_netcdf(outdir / "data" / "ncm_vs_mpnp.nc", engine="h5netcdf")
-            figures.ncm_vs_mpnp(paper, {"NCM (discovered R_c, gamma; extracted C, R_open)": sim,
-                                        "NCM, C and R_open calibrated": sim_cal},
-                                outdir / "figures" / "fig3c_ncm_vs_mpnp.png")
+            figures.ncm_vs_mpnp(paper, sims, outdir / "figures" / "fig3c_ncm_vs_mpnp.png")
             return dict(nrmse=err, nrmse_of_peak=err_peak, nrmse_calibrated=err_cal, circuit=circ,
-                        calibrated_params=cal.params, model=model.parameters())
+                        calibrated_params=cal_params, model=model.parameters())
 
         R["ncm"] = steps.run("ncm", ncm_vs_mpnp)
         if R["ncm"]:
@@ -518,9 +523,10 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             b.to_netcdf(outdir / "data" / f"tlm_{config.tlm_layers}layers.nc", engine="h5netcdf")
             rates = [protocol_for(config).scan_rate_V_s * f for f in config.asymmetry_rate_factors]
             layers = [m - 1 for m in config.asymmetry_layers]
-            asym_n = circuits.cv_asymmetry(ncm, layers, rates, points_per_cycle=config.ncm_points_per_cycle)
+            kw = dict(points_per_cycle=config.ncm_points_per_cycle, cycles=config.asymmetry_cycles)
+            asym_n = circuits.cv_asymmetry(ncm, layers, rates, **kw)
             asym_t = circuits.cv_asymmetry(ncm.__class__(n, ncm.R_open, ncm.C_open, ncm.C_slit, ncm.R_c, 0.0),
-                                           layers, rates, points_per_cycle=config.ncm_points_per_cycle)
+                                           layers, rates, **kw)
             figures.ncm_vs_tlm(a, b, asym_n, asym_t, outdir / "figures")
             qa, qb = np.asarray(a["slit_charge"])[:, 1:], np.asarray(b["slit_charge"])[:, 1:]
             area = lambda ds: float(abs(np.trapezoid(np.asarray(ds["current_density"]), np.asarray(ds["cell_voltage"]))))  # noqa: E731
