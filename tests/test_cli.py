@@ -51,6 +51,7 @@ def test_missing_config(tmp_path, capsys):
     assert "not found" in capsys.readouterr().err
 
 
+@pytest.mark.slow  # compiles and runs the mPNP solver (~40-80 s on 2 cores)
 def test_simulate_writes_complete_netcdf(tmp_path, capsys):
     import jaxpnp
 

@@ -58,6 +58,7 @@ def test_summary_numbers_finite_and_consistent(run):
     assert all(c > 0 for c in circ["C_slit"]) and circ["C_open"] > 0
 
 
+@pytest.mark.slow  # reruns the whole chain (minus mPNP): ~50 s
 def test_resume_reuses_complete_runs(run, tmp_path):
     out, _ = run
     import shutil
