@@ -30,8 +30,9 @@ def gmres(matvec: Callable, b: Array, precondition: Callable, *, rtol: float, re
     bnorm = jnp.linalg.norm(b)
     tol = rtol * bnorm
 
-    def cycle(x):
-        r = b - matvec(x)
+    def cycle(x, first):
+        # the first cycle starts from x = 0, whose residual is b: no product needed
+        r = jax.lax.cond(first, lambda: b, lambda: b - matvec(x))
         beta = jnp.linalg.norm(r)
         basis = jnp.zeros((restart + 1, n), b.dtype).at[0].set(r / jnp.where(beta > 0, beta, 1.0))
         zs = jnp.zeros((restart, n), b.dtype)
@@ -92,7 +93,7 @@ def gmres(matvec: Callable, b: Array, precondition: Callable, *, rtol: float, re
 
     def outer_body(carry):
         i, x, _ = carry
-        x, res = cycle(x)
+        x, res = cycle(x, i == 0)
         return i + 1, x, res
 
     x0 = jnp.zeros_like(b)
