@@ -58,7 +58,10 @@ class ReproduceConfig:
     sheet_thickness_nm: float = 0.335
     separator_nm: float = 10.0
     slits_nm: tuple = (1.5, 2.0, 3.0, 5.0)  # the first is the paper case
-    grid_nm: float = 0.15
+    grid_nm: float = 0.125
+    # the open space is held at bulk: a closed half cell with a 10 nm separator runs out
+    # of salt near 1 V (mid-plane at ~1% of c0), which a real cell's electrolyte does not
+    boundary: str = "reservoir"
     half_period_debye: float = 1000.0  # 0 -> v_max sweep duration in Debye times
     v_max: float = 1.0
     points_per_cycle: int = 200
@@ -86,7 +89,7 @@ class ReproduceConfig:
 
 FULL = ReproduceConfig()
 QUICK = dataclasses.replace(
-    FULL, name="quick", slits_nm=(1.5, 3.0), grid_nm=0.3,
+    FULL, name="quick", slits_nm=(1.5, 3.0), grid_nm=0.25,
     discovery_options=dict(population_size=300, generations=60), fit_steps=80, fit_polish_steps=20,
     ncm_points_per_cycle=200, peak_grid=7)
 
@@ -187,7 +190,7 @@ def run_mpnp(config, outdir: Path, progress=True):
         t0 = time.perf_counter()
         try:
             ds = jaxpnp.simulate(electrolyte, electrode_for(config, d), cv, grid_nm=config.grid_nm,
-                                 points_per_cycle=config.points_per_cycle,
+                                 boundary=config.boundary, points_per_cycle=config.points_per_cycle,
                                  snapshot_times_s=[f * cv.period for f in config.snapshot_fractions],
                                  progress=progress, checkpoint_path=str(path))
             runs[float(d)] = ds
