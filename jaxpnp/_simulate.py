@@ -218,7 +218,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                 y = ys[-1]
                 dt0 = jnp.asarray((b - a) / tau / max(int(acc), 1))
                 if bar is not None:
-                    bar.update((b - a) * 1e9)
+                    bar.n = min(b * 1e9, bar.total)
+                    bar.refresh()
                 if checkpoint_path is not None:
                     _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, boundary,
                                 collected, snap_t, steps, t_start, checkpoint_path, complete=False)
