@@ -27,7 +27,7 @@ from ._poisson import _second_difference_x, _second_difference_y
 _FACTORS: "OrderedDict[int, object]" = OrderedDict()
 _LAST: dict = {}  # pattern id -> (key, hgamma, values) of the newest factorisation
 _KEYS = itertools.count(1)
-_MAX_CACHED = 32
+_MAX_CACHED = 4  # factors of fine grids are large; only the newest few are ever reused
 
 
 class _Pattern:
