@@ -42,6 +42,22 @@ def _median_time(fn, repeats):
     return statistics.median(times)
 
 
+def _n_steps(method, kw):
+    """Number of ROS2 steps of the fixed/fast grids for the benchmark protocol (None for adaptive)."""
+    from circuits import _fast, _simulate
+    from circuits._drive import drive_from_protocol
+    if method == "adaptive":
+        return None
+    drive = drive_from_protocol(CV)
+    save_tau = _simulate._save_tau(CV, drive, POINTS, None)
+    if method == "fixed":
+        grid, _ = _simulate._fixed_grid(drive, save_tau, kw["steps"])
+    else:
+        grid, _ = _fast.graded_grid(drive.knots, save_tau, kw["steps"], _simulate.FAST_DEFAULTS["first_step"],
+                                    _simulate.FAST_DEFAULTS["growth"])
+    return len(grid) - 1
+
+
 def scipy_curve(R_c, gamma, t_eval, rtol=1e-7, atol_rel=1e-9):
     """The same NCM in node charges with scipy's Radau (stiff) and an analytic dense Jacobian."""
     n = N_SLITS
@@ -73,10 +89,11 @@ def scipy_curve(R_c, gamma, t_eval, rtol=1e-7, atol_rel=1e-9):
 
 def main():
     ap = argparse.ArgumentParser()
-    ap.add_argument("--batch", type=int, default=4096)
+    ap.add_argument("--batch", type=int, default=2048)
     ap.add_argument("--adaptive-batch", type=int, default=64)
     ap.add_argument("--repeats", type=int, default=7)
     ap.add_argument("--steps", type=int, default=2000)
+    ap.add_argument("--fast-steps", type=int, default=400)
     args = ap.parse_args()
     t_eval = CV.sample_times(POINTS)
     rng = np.random.default_rng(0)
@@ -94,27 +111,36 @@ def main():
         rc0, g0 = jnp.asarray(PARAMS["R_c"]), jnp.asarray(PARAMS["gamma"])
         ref = np.asarray(curve(rc0, g0, "adaptive", rtol=1e-11, atol=1e-13))
         results = {}
-        for method, kw in (("adaptive", dict(rtol=1e-7, atol=1e-9)), ("fixed", dict(steps=args.steps))):
+        for method, kw in (("adaptive", dict(rtol=1e-7, atol=1e-9)), ("fixed", dict(steps=args.steps)),
+                           ("fast", dict(steps=args.fast_steps))):
             kernel = jax.jit(lambda rc, g, method=method, kw=kw: curve(rc, g, method, **kw))
             t0 = time.perf_counter()
             cur = np.asarray(jax.block_until_ready(kernel(rc0, g0)))
             compile_s = time.perf_counter() - t0
-            per_curve = _median_time(lambda: kernel(rc0, g0), args.repeats)
+            per_curve = _median_time(lambda: kernel(rc0, g0), max(20, args.repeats))
             end_to_end = _median_time(lambda: curve(rc0, g0, method, **kw), args.repeats)
             err = float(np.max(np.abs(cur - ref)) / np.max(np.abs(ref)))
-            batch = args.batch if method == "fixed" else args.adaptive_batch
+            # worst case over a few parameter sets of the vmapped range (gamma up to 0.9)
+            errs_other = {}
+            for rc_o, g_o in ((1e-10, 0.9), (PARAMS["R_c"] * np.exp(0.5), 0.0), (PARAMS["R_c"] * np.exp(-0.5), 0.9)):
+                ref_o = np.asarray(curve(jnp.asarray(rc_o), jnp.asarray(g_o), "adaptive", rtol=1e-11, atol=1e-13,
+                                         max_steps=100000))
+                got_o = np.asarray(kernel(jnp.asarray(rc_o), jnp.asarray(g_o)))
+                errs_other[f"R_c={rc_o:.3g},gamma={g_o}"] = float(np.max(np.abs(got_o - ref_o)) / np.max(np.abs(ref_o)))
+            batch = args.batch if method != "adaptive" else args.adaptive_batch
             rcs = jnp.asarray(PARAMS["R_c"] * np.exp(rng.uniform(-0.5, 0.5, batch)))
             gs = jnp.asarray(rng.uniform(0.0, 1.0, batch))
             vkernel = jax.jit(jax.vmap(lambda rc, g, method=method, kw=kw: curve(rc, g, method, **kw)))
             jax.block_until_ready(vkernel(rcs, gs))
             batch_s = _median_time(lambda: vkernel(rcs, gs), max(3, args.repeats // 2))
             results[method] = {
-                "options": kw, "compile_s": compile_s, "per_curve_ms": 1e3 * per_curve,
+                "options": kw, "n_steps": _n_steps(method, kw), "compile_s": compile_s, "per_curve_ms": 1e3 * per_curve,
                 "end_to_end_solve_ms": 1e3 * end_to_end,
-                "max_rel_error_vs_tight_reference": err, "vmap_batch": batch,
+                "max_rel_error_vs_tight_reference": err, "max_rel_error_other_parameters": errs_other,
+                "vmap_batch": batch,
                 "vmap_batch_s": batch_s, "vmap_curves_per_s": batch / batch_s,
             }
-            print(f"{method:8s} compile {compile_s:6.2f} s | per curve {1e3 * per_curve:8.3f} ms | "
+            print(f"{method:8s} steps {_n_steps(method, kw)} | compile {compile_s:6.2f} s | per curve {1e3 * per_curve:8.3f} ms | "
                   f"solve() {1e3 * end_to_end:8.3f} ms | vmap {batch} -> {batch / batch_s:10.1f} curves/s | "
                   f"max rel err {err:.1e}")
 

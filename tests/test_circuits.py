@@ -102,6 +102,22 @@ def test_fixed_step_solver_converges_to_adaptive():
     assert errs[0] / errs[1] > 3.0 and errs[1] / errs[2] > 3.0
 
 
+@pytest.mark.parametrize("protocol", [CV, pytest.param(jaxpnp.Galvanostatic(current_density_A_m2=1e7, charge_time_s=2e-9),
+                                                       marks=pytest.mark.slow)])
+def test_fast_graded_solver_meets_its_accuracy(protocol):
+    model = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, gamma=0.6)
+    ref = circuits.solve(model, protocol, points_per_cycle=100, rtol=1e-10, atol=1e-12)
+    fast = circuits.solve(model, protocol, points_per_cycle=100, method="fast")
+    for var in ("current_density", "cell_voltage", "electrode_charge"):
+        a, b = np.asarray(getattr(fast, var)), np.asarray(getattr(ref, var))
+        assert np.max(np.abs(a - b)) / np.max(np.abs(b)) < 3e-3, var  # defaults: ~1e-3 class (see solve)
+    # refining the graded grid converges
+    fine = circuits.solve(model, protocol, points_per_cycle=100, method="fast", steps=800, growth=1.025)
+    e = lambda s: sum(float(np.max(np.abs(np.asarray(getattr(s, v)) - np.asarray(getattr(ref, v))))  # noqa: E731
+                            / np.max(np.abs(np.asarray(getattr(ref, v))))) for v in ("current_density", "cell_voltage"))
+    assert e(fine) < 0.5 * e(fast)
+
+
 # ten times slower ladder than above, so 800 samples per cycle resolve R_open C_open for the quadrature
 @pytest.mark.parametrize("model", [
     circuits.TLM(N, 10 * R_OPEN, C_OPEN, C_SLIT, 10 * R_C),
