@@ -320,10 +320,23 @@ def extract_circuit(ds, disc_summary):
     half = int(np.argmax(phi)) + 1
     x = phi[:half] - q[:half, 0] / C[0]
     R_open = float(np.sum(x * current[:half]) / np.sum(current[:half] ** 2))
+    R_open_source = "least squares on the charging half-cycle"
+    if not R_open > 0:
+        # the linear branch cannot represent this run (its least-squares R_open is not
+        # positive): fall back to the ohmic resistance of the separator's bulk electrolyte,
+        # R = L_sep / kappa with kappa = e^2 c0 (D+ + D-) / kT, and say so
+        from jaxpnp._electrolyte import BOLTZMANN, ELEMENTARY_CHARGE
+        a = ds.attrs
+        c0 = float(a["concentration_M"]) * 1e3 * 6.02214076e23
+        kappa = ELEMENTARY_CHARGE ** 2 * c0 * (float(a["diffusivity_m2_s"]) + float(a["anion_diffusivity_m2_s"])) / (
+            BOLTZMANN * float(a["temperature_K"]))
+        R_open_source = (f"separator bulk resistance (least squares gave a non-positive {R_open:.3g} ohm m^2, "
+                         "which the linear branch cannot represent)")
+        R_open = float(a["snapped_separator_nm"]) * 1e-9 / kappa
     links = disc_summary["links"]
     q_max = np.array([links[i]["charge_scale"] if i in links else np.nan for i in range(n)])
     return dict(C_open=float(C[0]), C_slit=C[1:].tolist(), C_slit_mean=float(np.nanmean(C[1:])),
-                R_open=R_open, q_max=q_max.tolist(), swing_V=swing,
+                R_open=R_open, R_open_source=R_open_source, q_max=q_max.tolist(), swing_V=swing,
                 C_total=float(np.nansum(C)), n_slits=n)
 
 
@@ -334,7 +347,7 @@ def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True):
     same = n == circuit["n_slits"]
     C_slit = np.asarray(circuit["C_slit"]) if (per_slit and same) else circuit["C_slit_mean"]
     q_max = np.asarray(circuit["q_max"]) if same and np.all(np.isfinite(circuit["q_max"])) else None
-    return circuits.NCM(n, abs(circuit["R_open"]), circuit["C_open"], C_slit, float(R_c),
+    return circuits.NCM(n, circuit["R_open"], circuit["C_open"], C_slit, float(R_c),
                         float(np.clip(gamma, 0.0, 1.0)), q_max=q_max)
 
 

@@ -197,7 +197,7 @@ def write_report(S, config, path):
     if R.get("ncm"):
         c = R["ncm"]["circuit"]
         w(f"  - extracted: C_open = {_num(c['C_open'])} F/m^2, C_slit = {[float(f'{v:.4g}') for v in c['C_slit']]} F/m^2, "
-          f"R_open = {_num(c['R_open'])} ohm m^2, Q^max per link = {[float(f'{v:.4g}') for v in c['q_max']]} C/m^2")
+          f"R_open = {_num(c['R_open'])} ohm m^2 ({c.get('R_open_source', 'least squares')}), Q^max per link = {[float(f'{v:.4g}') for v in c['q_max']]} C/m^2")
         if R["ncm"]["nrmse_calibrated"] is not None:
             w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(R['ncm']['nrmse_calibrated'], '.3f')}; "
               f"calibrated values {R['ncm']['calibrated_params']}")
