@@ -71,10 +71,19 @@ def table_rows(results):
     rows = []  # (benchmark, quantity, value, unit)
     mp = results.get("mpnp_cv")
     if mp:
-        nums = _flat_numbers(mp)
-        for k, v in nums.items():
-            if any(s in k.lower() for s in ("scipy", "speedup", "run_s", "wall", "compile", "per_cycle", "_s")):
-                rows.append(("mPNP CV vs scipy", k, v, "s" if k.endswith("_s") else ""))
+        jx, sc = mp.get("jaxpnp", {}), mp.get("scipy_bdf", {})
+        b = "mPNP paper CV (1 cycle)"
+        rows += [
+            (b, "grid (nm) / unknowns", f"{mp.get('chosen_grid_nm')} / {jx.get('unknowns')}", ""),
+            (b, "CV current difference to the next finer grid", jx.get("difference_to_next_finer"), ""),
+            (b, "accepted / rejected steps", f"{jx.get('accepted_steps')} / {jx.get('rejected_steps')}", ""),
+            (b, "jaxpnp run time (compiled)", jx.get("run_time_s"), "s"),
+            (b, "jaxpnp compile time", jx.get("compile_time_s"), "s"),
+            (b, "peak memory (process RSS)", jx.get("peak_rss_mb"), "MB"),
+            (b, "scipy BDF (sparse pattern) full cycle" + ("" if sc.get("finished") else ", projected"),
+             sc.get("projected_full_cycle_s"), "s"),
+            (b, "speed-up vs scipy BDF", mp.get("speedup_vs_scipy"), "x"),
+        ]
     nc = results.get("ncm")
     if nc:
         rows.append(("NCM 20 slits", "scipy Radau per curve", _get(nc, "scipy_radau", "per_curve_ms"), "ms"))
