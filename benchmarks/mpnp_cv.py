@@ -113,6 +113,7 @@ def run_scipy(el, electrode, cv, h, boundary, rtol, atol, budget_s, times_s):
 
         def rhs(t, y):
             calls["n"] += 1
+            calls["t"] = max(calls.get("t", 0.0), float(t))
             if time.perf_counter() > deadline:
                 raise OutOfTime(t)
             return np.asarray(f(t, y))
@@ -140,6 +141,10 @@ def run_scipy(el, electrode, cv, h, boundary, rtol, atol, budget_s, times_s):
         except OutOfTime as stop:
             finished = False
             reached = float(stop.args[0])
+        except (RuntimeError, ValueError, np.linalg.LinAlgError) as err:  # e.g. a singular Newton matrix
+            finished = False
+            reached = calls.get("t", reached)
+            stats["error"] = f"{type(err).__name__}: {err}"
         wall = time.perf_counter() - t0
     total = cv.duration / tau
     out = dict(finished=finished, wall_s=wall, simulated_fraction=reached / total, rhs_calls=calls["n"], **stats)
