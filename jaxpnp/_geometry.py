@@ -71,7 +71,6 @@ class Grid:
     area_mid: np.ndarray  # (ny,) dual-face length / h at the mid-plane x = 0
     region: np.ndarray  # (nx, ny) int: slit index of each node (0 = open space)
     link_face: np.ndarray  # (n_slits,) x-face column carrying the current of link k (slit k -> k+1)
-    probe: np.ndarray  # (n_regions, 2, 2) [[i0, i1], [w0, w1]]-style bilinear probe (see probe_weights)
     probe_weights: np.ndarray  # (n_regions, 4) weights for nodes (i0,j0),(i1,j0),(i0,j1),(i1,j1)
     probe_nodes: np.ndarray  # (n_regions, 4, 2) int node indices
     surface_face: int  # x-face column of the open-space flux plane
@@ -166,7 +165,6 @@ def build_grid(electrode: Electrode, h_nm: float, debye_length_nm: float | None 
         for k, c in enumerate(centre_faces):
             region[c + 1:, :] = k + 1
         region[region > len(sheet_cols) - 1] = len(sheet_cols) - 1  # collector pocket -> last slit
-        link_face = centre_faces[:-1] if len(centre_faces) > 1 else []
         # link k (slit k -> k+1) crosses sheet k+1 (index k in 0-based list)
         link_face = [centre_faces[k] for k in range(len(sheet_cols) - 1)]
     n_regions = (len(sheet_cols) if sheet_cols else 1)
@@ -200,5 +198,5 @@ def build_grid(electrode: Electrode, h_nm: float, debye_length_nm: float | None 
     return Grid(h_nm=h_nm, nx=nx, ny=ny, fluid_cell=fluid, ion_node=ion_node,
                 surface_node=surface_node, free_node=free_node, volume=volume,
                 area_x=area_x, area_y=area_y, area_mid=area_mid, region=region,
-                link_face=np.asarray(link_face, int), probe=np.zeros(0), probe_weights=probe_weights,
+                link_face=np.asarray(link_face, int), probe_weights=probe_weights,
                 probe_nodes=probe_nodes, surface_face=surface_face, n_regions=n_regions, snapped=snapped)
