@@ -29,6 +29,11 @@ class Electrode(eqx.Module):
     each sheet is ``sheet_length_nm`` long with ``sheet_gap_nm`` between sheet ends.
     ``separator_nm`` is the open space between the cell mid-plane and the first sheet.
     ``layout="planar"`` is a flat electrode (the collector) facing the open space.
+
+    ``stern_capacitance_F_m2``: optional Stern layer on every conductor surface, its
+    capacitance per unit area C_S (F/m^2); the surface potential is then
+    ``psi_s = phi_m - (eps / C_S) E_n`` (Robin condition, E_n the normal field on the
+    electrolyte side). ``None`` (default) or ``inf``: no Stern layer, psi_s = phi_m.
     """
 
     layout: str = eqx.field(static=True, default="staggered")
@@ -38,6 +43,7 @@ class Electrode(eqx.Module):
     sheet_gap_nm: float = 1.0
     sheet_thickness_nm: float = 0.335
     separator_nm: float = 10.0
+    stern_capacitance_F_m2: float | None = None
 
     def __check_init__(self):
         if self.layout not in LAYOUTS:
@@ -48,10 +54,38 @@ class Electrode(eqx.Module):
                 raise ValueError(f"Electrode.{name} must be a positive finite length in nm, got {v!r}")
         if self.layout != "planar" and int(self.n_sheets) < 2:
             raise ValueError(f"Electrode.n_sheets must be >= 2 (one slit at least), got {self.n_sheets}")
+        check_stern_capacitance(self.stern_capacitance_F_m2)
+
+    @property
+    def has_stern_layer(self) -> bool:
+        """True when a finite Stern capacitance is set (a JAX tracer counts as finite)."""
+        c = self.stern_capacitance_F_m2
+        if c is None:
+            return False
+        try:
+            return math.isfinite(float(c))
+        except TypeError:  # traced value inside jax.grad
+            return True
 
     @property
     def n_slits(self) -> int:
         return 0 if self.layout == "planar" else int(self.n_sheets) - 1
+
+
+def check_stern_capacitance(value):
+    """None, inf, or a positive finite capacitance per area (F/m^2); ValueError otherwise."""
+    if value is None:
+        return
+    if isinstance(value, (bool, str, bytes)):
+        raise ValueError("Electrode.stern_capacitance_F_m2 must be a number of F/m^2 (None or inf: "
+                         f"no Stern layer), got {value!r}")
+    try:
+        v = float(value)
+    except TypeError:  # traced value inside jax.grad: checked by the caller's concrete run
+        return
+    if math.isnan(v) or v <= 0:
+        raise ValueError("Electrode.stern_capacitance_F_m2 must be a positive capacitance per area in "
+                         f"F/m^2 (e.g. 0.2; None or inf: no Stern layer), got {value!r}")
 
 
 @dataclasses.dataclass(frozen=True, eq=False)

@@ -123,6 +123,8 @@ class MPNPModel(eqx.Module):
         return self._electrode_charge(c, psi)
 
     def _electrode_charge(self, c, psi):
+        # Gauss: the metal charge balances the ions and the mid-plane field; this holds
+        # for the Dirichlet and the Stern (Robin) conductor rows alike
         field = jnp.sum(self.area_mid * 2.0 * psi[0]) * 2.0 / self.length_y
         return field - self.ionic_charge(c)
 

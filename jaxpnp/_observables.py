@@ -107,6 +107,8 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
         slit_nm=float(electrode.slit_nm), sheet_length_nm=float(electrode.sheet_length_nm),
         sheet_gap_nm=float(electrode.sheet_gap_nm), sheet_thickness_nm=float(electrode.sheet_thickness_nm),
         separator_nm=float(electrode.separator_nm), grid_nm=float(grid_nm), boundary=boundary,
+        stern_capacitance_F_m2=(float(electrode.stern_capacitance_F_m2) if electrode.has_stern_layer
+                                else float("inf")),  # F/m^2; inf: no Stern layer
         nx=int(grid.nx), ny=int(grid.ny), unknowns=int(2 * grid.ion_node.sum()),
         protocol=type(protocol).__name__, duration_s=float(protocol.duration),
     )

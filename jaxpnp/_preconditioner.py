@@ -24,7 +24,7 @@ import scipy.sparse as sp
 import scipy.sparse.linalg as spla
 
 from ._fluxes import species_fluxes
-from ._poisson import _second_difference_x, _second_difference_y
+from ._poisson import _second_difference_x, _second_difference_y, robin_rows
 
 _FACTORS: "OrderedDict[int, object]" = OrderedDict()
 _LAST: dict = {}  # pattern id -> (key, hgamma, values) of the newest factorisation
@@ -53,7 +53,7 @@ def _on_host_thread(fn, *args):
 class _Pattern:
     """Static sparsity pattern of the extended Jacobian, and the host-side factoriser."""
 
-    def __init__(self, grid):
+    def __init__(self, grid, stern=False):
         nx, ny = grid.nx, grid.ny
         n = nx * ny
         self.n = n
@@ -93,6 +93,15 @@ class _Pattern:
         for s in range(2):
             for v in range(3):
                 rows.append(s * n + self.mid_node); cols.append(v * n + self.mid_node)
+        # Stern layer: surface psi rows are Robin rows, identity (above) + lambda (w . psi - vol f)
+        self.robin = None
+        if stern:
+            surface, r_idx, r_w, r_vol = robin_rows(grid)
+            self.robin = (r_w, r_vol)
+            for k in range(r_idx.shape[1]):
+                rows.append(2 * n + surface); cols.append(2 * n + r_idx[:, k])
+            rows.append(2 * n + surface); cols.append(surface)
+            rows.append(2 * n + surface); cols.append(n + surface)
         rows = np.concatenate(rows); cols = np.concatenate(cols)
         # duplicates are summed: map every entry to its slot of the CSC structure
         shape = (3 * n, 3 * n)
@@ -154,8 +163,8 @@ class SparseLUPreconditioner(eqx.Module):
     reuse_tolerance: float = eqx.field(static=True, default=0.0)
 
     @classmethod
-    def build_for(cls, grid):
-        return cls(pattern=_Pattern(grid))
+    def build_for(cls, grid, stern=False):
+        return cls(pattern=_Pattern(grid, stern))
 
     def _face_jacobian(self, model, c, psi, a, b, dist=1.0):
         cf = c.reshape(2, -1)
@@ -196,6 +205,11 @@ class SparseLUPreconditioner(eqx.Module):
         for s in range(2):
             for v in range(3):
                 vals.append(coef * jac[:, s, v])
+        if p.robin is not None:
+            lam = model.poisson.stern_length
+            r_w, r_vol = p.robin
+            vals.extend(lam * jnp.asarray(r_w[:, k]) for k in range(r_w.shape[1]))
+            vals += [-0.5 * h2 * lam * jnp.asarray(r_vol), 0.5 * h2 * lam * jnp.asarray(r_vol)]
         return jnp.concatenate(vals)
 
     def build(self, model, c, t, hgamma):

@@ -14,7 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
-from ._geometry import Electrode, Grid, build_grid
+from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
 from ._implicit import NewtonKrylov
 from ._model import MPNPModel
 from ._poisson import FastPoisson
@@ -39,10 +39,10 @@ class SimulationError(RuntimeError):
 # discretisation cache: the same geometry reuses the same static objects, hence
 # the same compiled step function.
 @functools.lru_cache(maxsize=8)
-def _discretise(electrode_key, h_nm):
+def _discretise(electrode_key, h_nm, stern=False):
     electrode = Electrode(**dict(electrode_key))
     grid = build_grid(electrode, h_nm)
-    return grid, FastPoisson.build(grid), SparseLUPreconditioner.build_for(grid)
+    return grid, FastPoisson.build(grid, stern=stern), SparseLUPreconditioner.build_for(grid, stern=stern)
 
 
 def _electrode_key(e: Electrode):
@@ -82,6 +82,7 @@ def validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanom
         raise ValueError(
             f"grid_nm={grid_nm} is coarser than the Debye length ({lam * 1e9:.3g} nm): "
             "the double layer would not be resolved; refine the grid")
+    check_stern_capacitance(electrode.stern_capacitance_F_m2)
     build_grid(electrode, grid_nm)  # geometric checks (slit, sheet, gap resolution)
 
 
@@ -122,8 +123,12 @@ def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_n
 
 def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0):
     """The discrete model (and its preconditioner) for one configuration."""
-    grid, poisson, precond = _discretise(_electrode_key(electrode), float(grid_nm))
+    stern = electrode.has_stern_layer
+    grid, poisson, precond = _discretise(_electrode_key(electrode), float(grid_nm), stern)
     precond = SparseLUPreconditioner(pattern=precond.pattern, reuse_tolerance=float(reuse_tolerance))
+    if stern:  # lambda_S = eps / C_S, in grid cells (differentiable in eps and C_S)
+        lam_stern_m = electrolyte.permittivity_F_m / electrode.stern_capacitance_F_m2
+        poisson = poisson.with_stern(lam_stern_m / (float(grid_nm) * 1e-9))
     lam_nm = electrolyte.debye_length_m * 1e9
     model = MPNPModel.build(
         grid, poisson, protocol, h=grid_nm / lam_nm, nu=electrolyte.packing_parameter,
