@@ -244,6 +244,54 @@ def test_vmap_over_parameters_and_peak_map():
     assert np.all(np.diff(pm.peak_current.values, axis=0) > 0)
 
 
+def test_circuits_cr_solve_matches_dense_solve():
+    from circuits import _fast
+
+    rng = np.random.default_rng(3)
+    for n in (1, 6, 21):
+        lo, up = rng.uniform(-1, 1, (2, n, 4))
+        di = 3.0 + rng.uniform(0, 1, (n, 4))
+        r = rng.normal(size=(n, 4))
+        with jaxpnp.float64():
+            x = np.asarray(_fast.cr_solve(_fast.cr_factor(*map(jax.numpy.asarray, (lo, di, up))), jax.numpy.asarray(r)))
+        for b in range(4):
+            A = np.diag(di[:, b]) + np.diag(lo[1:, b], -1) + np.diag(up[:-1, b], 1)
+            np.testing.assert_allclose(x[:, b], np.linalg.solve(A, r[:, b]), rtol=1e-12, atol=1e-12)
+
+
+_LAW = circuits.ResistanceLaw(lambda Q, qmax, Rc, p: Rc * (1 - p * Q / qmax), np.asarray(0.5))
+
+
+@pytest.mark.parametrize("case", ["ncm", "node", "law", "galvanostatic"])
+def test_vmapped_fast_path_matches_single_curves(case):
+    # jax.vmap over the model takes the batch-last cyclic-reduction path (custom_vmap);
+    # it must reproduce the single-curve (gtsv) fast solver, and stay near the adaptive one
+    protocol = dataclasses.replace(CV, cycles=1) if case != "galvanostatic" else jaxpnp.Galvanostatic(current_density_A_m2=1e7, charge_time_s=2e-9)
+    gammas = np.array([0.0, 0.45, 0.9])
+    rcs = R_C[None, :] * np.array([[0.7], [1.0], [1.6]])  # per-link R_c, batched: shape (3, N)
+
+    def model(r_c, gamma):
+        if case == "law":
+            return circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, r_c, law=circuits.ResistanceLaw(_LAW.fn, gamma))
+        return circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, r_c, gamma, charge="node" if case == "node" else "link")
+
+    def curve(r_c, gamma, **kw):
+        return circuits.solve(model(r_c, gamma), protocol, points_per_cycle=40, method="fast", **kw).current_density
+
+    with jaxpnp.float64():
+        args = (jax.numpy.asarray(rcs), jax.numpy.asarray(gammas))
+        batched = np.asarray(jax.jit(jax.vmap(curve))(*args))
+        single = np.stack([np.asarray(curve(r, g)) for r, g in zip(*args)])
+    scale = np.max(np.abs(single))
+    assert np.max(np.abs(batched - single)) < 1e-10 * scale
+    if case == "ncm":
+        with jaxpnp.float64():
+            f32 = np.asarray(jax.jit(jax.vmap(lambda r, g: curve(r, g, batch_dtype="float32", batch_chunk=2)))(*args))
+        assert np.max(np.abs(f32 - single)) < 1e-3 * scale  # float32 state: ~1e-4 class
+        ref = circuits.solve(model(rcs[2], gammas[2]), protocol, points_per_cycle=40, rtol=1e-10, atol=1e-12)
+        assert np.max(np.abs(batched[2] - np.asarray(ref.current_density))) < 3e-3 * scale
+
+
 def test_tlm_has_no_cv_asymmetry_but_ncm_does():
     tlm = circuits.TLM(4, R_OPEN, C_OPEN, 0.1, 2e-10)
     ncm = circuits.NCM(4, R_OPEN, C_OPEN, 0.1, 2e-10, gamma=0.8)
