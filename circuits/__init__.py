@@ -15,7 +15,7 @@ from ._ncm import (
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, to_dataset
-from ._sweeps import cv_asymmetry, peak_map
+from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
@@ -33,6 +33,7 @@ __all__ = [
     "fit",
     "infer_protocol",
     "impedance",
+    "passed_q_max",
     "peak_map",
     "plot",
     "simulate",

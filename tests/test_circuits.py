@@ -292,6 +292,21 @@ def test_vmapped_fast_path_matches_single_curves(case):
         assert np.max(np.abs(batched[2] - np.asarray(ref.current_density))) < 3e-3 * scale
 
 
+def test_passed_q_max_is_a_fixed_point():
+    # Q_i^max = the charge link i passes on the charging sweep, checked with an independent simulate
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=2e8)
+    m = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, gamma=0.4)
+    opts = dict(points_per_cycle=60, method="fixed", steps=1000)
+    qm, residual = circuits.passed_q_max(m, cv, iterations=8, **opts)
+    assert residual < 1e-3
+    window = np.asarray(m.default_q_max(0.5))
+    assert np.all(qm < window)  # a rate-limited sweep passes less than the whole window charge
+    ds = circuits.simulate(dataclasses.replace(m, q_max=qm), cv, **opts)
+    rising = ds.time.values <= cv.half_period * (1 + 1e-12)
+    passed = ds.link_charge.values[rising].max(axis=0)
+    np.testing.assert_allclose(passed, qm, rtol=2e-3)
+
+
 def test_tlm_has_no_cv_asymmetry_but_ncm_does():
     tlm = circuits.TLM(4, R_OPEN, C_OPEN, 0.1, 2e-10)
     ncm = circuits.NCM(4, R_OPEN, C_OPEN, 0.1, 2e-10, gamma=0.8)
