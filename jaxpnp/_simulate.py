@@ -121,6 +121,16 @@ def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_n
     return sol.ts, sol.ys, obs, ok, sol.stats["num_accepted_steps"], sol.stats["num_rejected_steps"]
 
 
+def _traced_protocol(model):
+    """The model with the protocol's Python-float numbers as arrays.
+
+    ``eqx.filter_jit`` treats Python floats as compile-time constants: a new step
+    height or scan rate would recompile the solver (15-25 s); arrays do not.
+    """
+    as_array = lambda x: jnp.asarray(x, jnp.float64) if isinstance(x, float) else x
+    return eqx.tree_at(lambda m: m.protocol, model, jax.tree_util.tree_map(as_array, model.protocol))
+
+
 def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0):
     """The discrete model (and its preconditioner) for one configuration."""
     stern = electrode.has_stern_layer
@@ -166,6 +176,7 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     with float64():
         model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
                                      preconditioner_reuse)
+        model = _traced_protocol(model)
         tau = float(electrolyte.debye_time_s)
         v0 = protocol.initial_cell_voltage
         if abs(v0) > 0:
@@ -189,7 +200,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
             for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
                 ts, ys, obs, ok, acc, rej = _solve_segment(
                     model, precond, y, jnp.asarray(a / tau), jnp.asarray(b / tau), dt0, per_segment,
-                    rtol, atol, solver, max_steps_per_segment, krylov_rtol)
+                    jnp.asarray(rtol, float), jnp.asarray(atol, float), solver, max_steps_per_segment,
+                    jnp.asarray(krylov_rtol, float))
                 ok = bool(ok)
                 obs = jax.tree_util.tree_map(lambda v: np.array(v, copy=True), obs)
                 ts = np.asarray(ts)
