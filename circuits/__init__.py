@@ -6,10 +6,13 @@ SI at every public boundary (ohm m^2, F/m^2, C/m^2, A/m^2 per projected electrod
 from ._ncm import (
     NCM,
     TLM,
+    AbstractCapacitor,
     AbstractLadder,
     AbstractTransSlitLaw,
+    BikermanCapacitor,
     ConstantResistance,
     DynamicResistance,
+    LinearCapacitor,
     ResistanceLaw,
 )
 from ._fit import FitResult, fit, infer_protocol
@@ -19,6 +22,9 @@ from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "AbstractCapacitor",
+    "BikermanCapacitor",
+    "LinearCapacitor",
     "AbstractLadder",
     "AbstractTransSlitLaw",
     "ConstantResistance",

@@ -92,7 +92,7 @@ class _Ladder(eqx.Module):
 
     def rhs(self, x, v):
         X, node = self._charges(x)
-        u = node * self.inv_c
+        u = self.model.node_voltage(node)
         R = self.model.link_resistance(X[1:], node, self.q_max)
         J = (u[:-1] - u[1:]) / R
         I = (v - u[0]) / self.model.R_open if self.voltage else v
@@ -101,14 +101,15 @@ class _Ladder(eqx.Module):
     def rhs_and_jacobian(self, x, v):
         """f, df/dv and the three diagonals of df/dx (arrays of length n + 1)."""
         X, node = self._charges(x)
-        u = node * self.inv_c
+        # the capacitor law is elementwise: one JVP gives every node's dv/dq
+        u, dudq = jax.jvp(self.model.node_voltage, (node,), (jnp.ones_like(node),))
         tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if self.node_mode else \
             (jnp.ones_like(X[1:]), jnp.zeros_like(node))
         R, dR = jax.jvp(lambda lc, nc: self.model.link_resistance(lc, nc, self.q_max), (X[1:], node), tangent)
         inv_R = 1.0 / R
         J = (u[:-1] - u[1:]) * inv_R
         s, a = self.scale, self.rate
-        sc = s * self.inv_c  # du_k/dx_k
+        sc = s * dudq  # du_k/dx_k
         # link i (row i + 1): dJ_i/dx_i, dJ_i/dx_{i+1}, dJ_i/dx_{i+2}
         JdR = J * inv_R * dR * s  # J / R * dR/dQ * (dQ/dx)
         lo_l = sc[:-1] * inv_R

@@ -26,14 +26,14 @@ def equilibrium_resistances(model: AbstractLadder, *, charge_fraction=0.0, swing
     and ``swing_V`` drops out (for the built-in law ``R_i = R_c (1 - gamma f)``).
     """
     potential = charge_fraction * swing_V
-    node_charge = potential * model.capacitances()
+    node_charge = model.node_charge_at(potential)
     link_charge = jnp.cumsum(node_charge[::-1])[::-1][1:]
     return model.link_resistance(link_charge, node_charge, resolve_q_max(model, swing_V))
 
 
-def _impedance(model: AbstractLadder, omega, resistances):
+def _impedance(model: AbstractLadder, omega, resistances, potential=0.0):
     # Nodal analysis with the electrode at 1 V: Y psi = b, psi the electrolyte node potentials.
-    c = model.capacitances().astype(jnp.complex128)
+    c = model.small_signal_capacitances(potential).astype(jnp.complex128)
     g = (1.0 / resistances).astype(jnp.complex128)
     n_nodes = c.shape[0]
     zero = jnp.zeros((1,), jnp.complex128)
@@ -65,4 +65,4 @@ def impedance(model: AbstractLadder, frequencies_Hz, *, charge_fraction=0.0, swi
     with float64():
         omega = 2.0 * jnp.pi * jnp.atleast_1d(jnp.asarray(f, dtype=jnp.float64))
         R = equilibrium_resistances(model, charge_fraction=charge_fraction, swing_V=swing_V)
-        return _impedance(model, omega, R)
+        return _impedance(model, omega, R, charge_fraction * swing_V)

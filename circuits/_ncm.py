@@ -126,6 +126,71 @@ class ResistanceLaw(AbstractTransSlitLaw):
 
 
 # ----------------------------------------------------------------------------
+# Capacitor laws (the double layer of each node)
+# ----------------------------------------------------------------------------
+
+
+class AbstractCapacitor(eqx.Module):
+    """Charge-voltage law of a node's double layer, scaled by the node's capacitance ``C``.
+
+    ``C`` (F/m^2) is the differential capacitance at zero charge; the law must be
+    elementwise, odd and increasing, with ``voltage(q, C) ~ q / C`` for small ``q``.
+    """
+
+    @abc.abstractmethod
+    def voltage(self, charge, C):
+        """Voltage (V) across a double layer holding ``charge`` (C/m^2)."""
+
+    @abc.abstractmethod
+    def charge(self, voltage, C):
+        """Charge (C/m^2) held at ``voltage`` (V): the inverse of :meth:`voltage`."""
+
+
+class LinearCapacitor(AbstractCapacitor):
+    """``q = C v`` (the paper's NCM and the de Levie TLM)."""
+
+    def voltage(self, charge, C):
+        return charge / C
+
+    def charge(self, voltage, C):
+        return C * voltage
+
+
+class BikermanCapacitor(AbstractCapacitor):
+    """Bikerman (steric Poisson-Boltzmann) double layer with zero-charge capacitance ``C``.
+
+    ``q = C V_T g(v / V_T)``, ``g(x) = sign(x) sqrt((2 / nu) ln(1 + 2 nu sinh^2(x / 2)))``:
+    the flat-electrode Bikerman charge (PHYSICS.md 1) with ``C = eps / lambda_D`` times
+    an area factor. Linear (Debye-Hueckel) for ``|v| << V_T``; at high voltage the ions
+    crowd and the capacitance falls as ``v^(-1/2)``. ``packing`` is the bulk packing
+    parameter ``nu = 2 a^3 c0`` (``jaxpnp.Electrolyte.packing_parameter``),
+    ``thermal_voltage_V`` is ``kT/e``. Both are trainable fields.
+    """
+
+    packing: Any = eqx.field(converter=_as_param, default=0.35)
+    thermal_voltage_V: Any = eqx.field(converter=_as_param, default=0.025693)
+
+    def __check_init__(self):
+        _check_param("BikermanCapacitor", "packing", self.packing, 1, positive=True, upper=1.0)
+        _check_param("BikermanCapacitor", "thermal_voltage_V", self.thermal_voltage_V, 1, positive=True)
+
+    def charge(self, voltage, C):
+        s = jnp.sinh(0.5 * voltage / self.thermal_voltage_V)
+        w = 2.0 * self.packing * s * s
+        # g = 2 s sqrt(log1p(w) / w): odd in s and smooth at 0 (the sign(x) sqrt(.) form is not)
+        ratio = jnp.where(w > 1e-12, jnp.log1p(w) / jnp.where(w > 1e-12, w, 1.0), 1.0 - 0.5 * w)
+        return C * self.thermal_voltage_V * 2.0 * s * jnp.sqrt(ratio)
+
+    def voltage(self, charge, C):
+        g = charge / (C * self.thermal_voltage_V)
+        nu = self.packing
+        z = 0.5 * nu * g * g
+        # expm1(z) / z -> 1 keeps the root smooth (and its derivative finite) at q = 0
+        ratio = jnp.where(z > 1e-12, jnp.expm1(z) / jnp.where(z > 1e-12, z, 1.0), 1.0 + 0.5 * z)
+        return 2.0 * self.thermal_voltage_V * jnp.arcsinh(0.5 * g * jnp.sqrt(ratio))
+
+
+# ----------------------------------------------------------------------------
 # Ladders
 # ----------------------------------------------------------------------------
 
@@ -149,14 +214,37 @@ class AbstractLadder(eqx.Module):
         return jnp.concatenate([jnp.reshape(jnp.asarray(self.C_open), (1,)), c_slit])
 
     def total_capacitance(self):
-        """Equilibrium capacitance of the whole electrode (F/m^2)."""
+        """Zero-charge capacitance of the whole electrode (F/m^2)."""
         return jnp.sum(self.capacitances())
+
+    def capacitor_law(self) -> AbstractCapacitor:
+        law = getattr(self, "capacitor", None)
+        return LinearCapacitor() if law is None else law
+
+    def node_voltage(self, node_charge) -> Float[Array, " n+1"]:
+        """Voltage (V) across each node's double layer for node charges (C/m^2)."""
+        return self.capacitor_law().voltage(node_charge, self.capacitances())
+
+    def node_charge_at(self, voltage) -> Float[Array, " n+1"]:
+        """Node charges (C/m^2) when every node's double layer holds ``voltage`` (V)."""
+        return self.capacitor_law().charge(voltage, self.capacitances())
+
+    def equilibrium_voltage(self, total_charge):
+        """Voltage (V) at which the whole ladder in equilibrium holds ``total_charge`` (C/m^2).
+
+        Exact when every node follows the same law shape (scaled by its C), as here.
+        """
+        return self.capacitor_law().voltage(total_charge, self.total_capacitance())
+
+    def small_signal_capacitances(self, voltage=0.0) -> Float[Array, " n+1"]:
+        """Differential capacitance dq/dv (F/m^2) of each node at ``voltage`` (V)."""
+        v = jnp.broadcast_to(jnp.asarray(voltage, jnp.result_type(float)), (self.n_slits + 1,))
+        return jax.jvp(self.node_charge_at, (v,), (jnp.ones_like(v),))[1]
 
     def default_q_max(self, swing_V) -> Float[Array, " n"]:
         """Q_i^max (C/m^2) when every node is charged by ``swing_V`` volts (see :class:`NCM`)."""
-        c = self.capacitances()
-        downstream = jnp.cumsum(c[::-1])[::-1][1:]  # sum_{k > i} C_k, i = 0..n-1
-        return swing_V * downstream
+        q = self.node_charge_at(swing_V)
+        return jnp.cumsum(q[::-1])[::-1][1:]  # sum_{k > i} q_k(swing), i = 0..n-1
 
     def linear_resistances(self) -> Float[Array, " n"]:
         """Link resistances at zero charge (ohm m^2): what the small-signal analysis starts from."""
@@ -173,7 +261,18 @@ class AbstractLadder(eqx.Module):
                     continue
                 arr = np.asarray(value, dtype=np.float64)
                 out[name] = float(arr) if arr.ndim == 0 else arr.tolist()
+        law = self.capacitor_law()
+        out["capacitor"] = type(law).__name__
+        for name in ("packing", "thermal_voltage_V"):
+            if hasattr(law, name) and not _is_traced(getattr(law, name)):
+                out[f"capacitor_{name}"] = float(np.asarray(getattr(law, name)))
         return out
+
+
+def _check_capacitor(cls, capacitor) -> None:
+    if capacitor is not None and not isinstance(capacitor, AbstractCapacitor):
+        raise ValueError(f"{cls}.capacitor must be a circuits capacitor law (e.g. BikermanCapacitor), "
+                         f"got {type(capacitor).__name__}")
 
 
 def _check_ladder(cls, self_) -> None:
@@ -192,7 +291,9 @@ class TLM(AbstractLadder):
 
     ``TLM(n_slits, R_open, C_open, C_slit, R_c)``; ``R_open`` (ohm m^2) and ``C_open``
     (F/m^2) are scalars, ``C_slit`` (F/m^2, per slit node 1..n) and ``R_c`` (ohm m^2,
-    per link) scalars or arrays of shape ``(n_slits,)``.
+    per link) scalars or arrays of shape ``(n_slits,)``. ``capacitor`` (keyword): the
+    nodes' charge-voltage law, :class:`LinearCapacitor` by default, or e.g.
+    :class:`BikermanCapacitor` (then ``C_open``/``C_slit`` are zero-charge capacitances).
     """
 
     n_slits: int = eqx.field(static=True)
@@ -200,17 +301,19 @@ class TLM(AbstractLadder):
     C_open: Any = eqx.field(converter=_as_param)
     C_slit: Any = eqx.field(converter=_as_param)
     R_c: Any = eqx.field(converter=_as_param)
+    capacitor: AbstractCapacitor | None = eqx.field(default=None, kw_only=True)
 
     def __check_init__(self):
         _check_n_slits("TLM", self.n_slits)
         _check_ladder("TLM", self)
+        _check_capacitor("TLM", self.capacitor)
 
     def link_resistance(self, link_charge, node_charge, q_max):
         return jnp.broadcast_to(jnp.asarray(self.R_c), jnp.shape(link_charge)) + 0.0 * link_charge
 
     def as_ncm(self) -> "NCM":
         """The identical NCM with ``gamma = 0``."""
-        return NCM(self.n_slits, self.R_open, self.C_open, self.C_slit, self.R_c, 0.0)
+        return NCM(self.n_slits, self.R_open, self.C_open, self.C_slit, self.R_c, 0.0, capacitor=self.capacitor)
 
 
 class NCM(AbstractLadder):
@@ -237,6 +340,10 @@ class NCM(AbstractLadder):
     ``law``: replaces the built-in law (``gamma`` is then unused): an
     :class:`AbstractTransSlitLaw` shared by every link, or a sequence of ``n_slits``
     laws, one per link.
+
+    ``capacitor`` (keyword): the nodes' charge-voltage law (see :class:`TLM`); with a
+    nonlinear law the default ``Q_i^max`` is the charge downstream of link ``i`` at
+    ``dphi_max`` on that law.
     """
 
     n_slits: int = eqx.field(static=True)
@@ -250,10 +357,12 @@ class NCM(AbstractLadder):
     charge: Literal["link", "node"] = eqx.field(static=True, default="link")
     allow_gamma_outside_unit: bool = eqx.field(static=True, default=False)
     resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
+    capacitor: AbstractCapacitor | None = eqx.field(default=None, kw_only=True)
 
     def __check_init__(self):
         n = _check_n_slits("NCM", self.n_slits)
         _check_ladder("NCM", self)
+        _check_capacitor("NCM", self.capacitor)
         if self.allow_gamma_outside_unit:
             _check_param("NCM", "gamma", self.gamma, n, positive=False)
         else:
@@ -269,7 +378,7 @@ class NCM(AbstractLadder):
     def default_q_max(self, swing_V):
         if self.charge == "link":
             return super().default_q_max(swing_V)
-        return swing_V * self.capacitances()[:-1]
+        return self.node_charge_at(swing_V)[:-1]
 
     def link_resistance(self, link_charge, node_charge, q_max):
         charge = link_charge if self.charge == "link" else node_charge[:-1]

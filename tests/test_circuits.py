@@ -404,3 +404,69 @@ def test_bad_inputs_other():
         g = jax.grad(lambda r: circuits.solve(circuits.TLM(2, r, 0.05, 0.1, 1e-10), CV, points_per_cycle=10,
                                               method="fixed", steps=200).current_density[3] / 1e8)(1e-10)
     assert np.isfinite(float(g))
+
+
+# ---------------------------------------------------------------------------
+# nonlinear (Bikerman) double-layer capacitors
+
+
+def test_bikerman_capacitor_is_the_analytic_bikerman_double_layer():
+    el = jaxpnp.Electrolyte(ion_diameter_nm=0.66)
+    with jaxpnp.float64():
+        c_debye = el.relative_permittivity * 8.8541878128e-12 / el.debye_length_m  # eps / lambda_D
+        cap = circuits.BikermanCapacitor(packing=el.packing_parameter, thermal_voltage_V=el.thermal_voltage_V)
+        v = np.linspace(-0.8, 0.8, 41)
+        q = np.asarray(cap.charge(jax.numpy.asarray(v), c_debye))
+        np.testing.assert_allclose(q, el.bikerman_charge_C_m2(v), rtol=1e-12, atol=1e-15)
+        np.testing.assert_allclose(np.asarray(cap.voltage(jax.numpy.asarray(q), c_debye)), v, atol=1e-12)
+        # differential capacitance: C at zero charge, falling as the layer crowds
+        dq = jax.vmap(jax.grad(lambda x: cap.charge(x, c_debye)))(jax.numpy.asarray([0.0, 0.1, 0.5]))
+        assert abs(float(dq[0]) / c_debye - 1.0) < 1e-12
+        assert float(dq[2]) < float(dq[1]) < float(dq[0])
+
+
+def test_bikerman_ladder_follows_the_quasi_static_capacitance_when_swept_slowly():
+    cap = circuits.BikermanCapacitor(packing=0.35, thermal_voltage_V=0.0257)
+    model = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor=cap)
+    rate = 1e5  # V/s of cell voltage: every RC time (~1e-10 s) is far shorter than the sweep
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=rate)
+    ds = circuits.simulate(model, cv, method="adaptive")
+    t, current = ds.time.values, ds.current_density.values
+    phi = ds.cell_voltage.values / 2
+    with jaxpnp.float64():
+        c_total = float(model.total_capacitance())
+        dqdv = np.asarray(jax.vmap(jax.grad(lambda x: cap.charge(x, c_total)))(jax.numpy.asarray(phi)))
+    expected = dqdv * np.where(t <= cv.half_period, 0.5 * rate, -0.5 * rate)
+    # away from the protocol's knots (start, vertex, end), where the current is one-sided
+    inner = ((np.abs(t - cv.half_period) > 0.05 * cv.half_period) & (t > 0.05 * cv.half_period)
+             & (t < cv.duration - 0.05 * cv.half_period))
+    assert np.max(np.abs(current[inner] - expected[inner])) < 1e-3 * np.max(np.abs(expected))
+    # and the electrode charge is the Bikerman charge of the whole electrode at phi_m
+    with jaxpnp.float64():
+        q_eq = np.asarray(cap.charge(jax.numpy.asarray(phi), c_total))
+    assert np.max(np.abs(ds.electrode_charge.values - q_eq)) < 1e-3 * np.max(q_eq)
+
+
+def test_linear_capacitor_is_the_default_and_fast_path_follows_a_bikerman_ladder():
+    base = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5)
+    same = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor=circuits.LinearCapacitor())
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1e8)
+    a = circuits.simulate(base, cv, method="fast").current_density.values
+    b = circuits.simulate(same, cv, method="fast").current_density.values
+    np.testing.assert_array_equal(a, b)
+    bik = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor=circuits.BikermanCapacitor())
+    ref = circuits.simulate(bik, cv, method="adaptive").current_density.values
+    with pytest.warns(UserWarning, match="nonlinear capacitor"):
+        fast = circuits.simulate(bik, cv, method="fast").current_density.values
+    assert np.max(np.abs(fast - ref)) < 3e-3 * np.max(np.abs(ref))
+    # the crowded layer stores less charge than the linear one at 0.5 V: smaller current
+    assert np.max(ref) < np.max(a)
+
+
+def test_bad_capacitor_is_refused():
+    with pytest.raises(ValueError, match="capacitor"):
+        circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor="bikerman")
+    with pytest.raises(ValueError, match="packing"):
+        circuits.BikermanCapacitor(packing=1.5)
+    with pytest.raises(ValueError, match="thermal_voltage_V"):
+        circuits.BikermanCapacitor(thermal_voltage_V=-0.02)
