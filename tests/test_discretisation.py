@@ -1,5 +1,7 @@
 """Unit checks of the discretisation: geometry, Poisson, preconditioner exactness."""
 
+import dataclasses
+
 import jax
 import numpy as np
 import pytest
@@ -41,11 +43,13 @@ def test_poisson_is_exact_and_pins_the_conductors():
     assert np.abs(psi[g.surface_node] - 0.7).max() < 1e-12
 
 
+@pytest.mark.parametrize("stern_F_m2", [None, 0.2])
 @pytest.mark.parametrize("boundary", ["symmetric", "reservoir"])
-def test_sparse_preconditioner_is_the_exact_stage_matrix(boundary):
+def test_sparse_preconditioner_is_the_exact_stage_matrix(boundary, stern_F_m2):
     el = jaxpnp.Electrolyte(anion_diffusivity_m2_s=2.6e-9)
+    electrode = dataclasses.replace(TINY, stern_capacitance_F_m2=stern_F_m2)  # with a Stern layer: Robin rows
     with jaxpnp.float64():
-        model, pre = jaxpnp.build_model(el, TINY, jaxpnp.CV(), 0.3, boundary)
+        model, pre = jaxpnp.build_model(el, electrode, jaxpnp.CV(), 0.3, boundary)
         g = model.grid
         rng = np.random.default_rng(1)
         c = model.initial_state() * (1 + 0.3 * rng.random((2, g.nx, g.ny)))
