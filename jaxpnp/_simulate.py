@@ -103,7 +103,7 @@ def _segments(protocol, points_per_cycle, segments_per_sweep):
 
 @eqx.filter_jit
 def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_name, max_steps,
-                   krylov_rtol):
+                   krylov_rtol, step_to_outputs=True):
     root_finder = NewtonKrylov(
         rtol=rtol, atol=atol, krylov_rtol=krylov_rtol,
         build_preconditioner=lambda y, t, hg: precond.build(model, y, t, hg),
@@ -113,7 +113,8 @@ def _solve_segment(model, precond, y0, t0, t1, dt0, n_save, rtol, atol, solver_n
     sol = dfx.diffeqsolve(
         dfx.ODETerm(model.vector_field), solver, t0, t1, dt0, y0,
         saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, dtmin=None),
+        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, dtmin=None,
+                                              step_ts=ts if step_to_outputs else None),
         max_steps=max_steps, throw=False)
     inside = 1e-9 * (t1 - t0)
     obs = jax.vmap(model.observables)(sol.ts, sol.ys, jnp.clip(sol.ts, t0 + inside, t1 - inside))
@@ -152,7 +153,7 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
              snapshot_times_s=None, rtol: float = 1e-5, atol: float = 1e-7,
              solver: str = "kvaerno3", max_steps_per_segment: int = 20000,
              krylov_rtol: float = 1e-5, segments_per_sweep: int = 4, progress: bool = True,
-             preconditioner_reuse: float = 0.05,
+             preconditioner_reuse: float = 0.05, step_to_outputs: bool = True,
              checkpoint_path=None, allow_subnanometre_slits: bool = False):
     """Run the mPNP half cell under ``protocol``; returns an ``xarray.Dataset`` in SI units.
 
@@ -164,6 +165,11 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     ``rtol``/``atol``: step-size control on concentrations (units of c0).
     ``preconditioner_reuse``: relative Jacobian change under which the sparse LU
     factorisation of an earlier step is reused (0 refactors every step).
+    ``step_to_outputs``: land steps on the output times, so that the current (an
+    instantaneous rate) is evaluated on computed states, not on dense-output
+    interpolants, which in slow, stiff sweeps carry fast components (measured: a
+    spurious 9%-of-peak current spike at a 20000 Debye-time half-period without it;
+    it costs 10-45% more steps).
     ``checkpoint_path``: netCDF file rewritten after every segment, so a long run that
     dies keeps what it computed. On failure raises ``SimulationError`` carrying the
     partial Dataset (also written to ``checkpoint_path`` when given).
@@ -201,7 +207,7 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                 ts, ys, obs, ok, acc, rej = _solve_segment(
                     model, precond, y, jnp.asarray(a / tau), jnp.asarray(b / tau), dt0, per_segment,
                     jnp.asarray(rtol, float), jnp.asarray(atol, float), solver, max_steps_per_segment,
-                    jnp.asarray(krylov_rtol, float))
+                    jnp.asarray(krylov_rtol, float), bool(step_to_outputs))
                 ok = bool(ok)
                 obs = jax.tree_util.tree_map(lambda v: np.array(v, copy=True), obs)
                 ts = np.asarray(ts)
