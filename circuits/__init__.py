@@ -14,6 +14,7 @@ from ._ncm import (
     DynamicResistance,
     LinearCapacitor,
     ResistanceLaw,
+    TabulatedCapacitor,
 )
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
@@ -25,6 +26,7 @@ __all__ = [
     "AbstractCapacitor",
     "BikermanCapacitor",
     "LinearCapacitor",
+    "TabulatedCapacitor",
     "AbstractLadder",
     "AbstractTransSlitLaw",
     "ConstantResistance",

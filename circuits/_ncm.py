@@ -190,6 +190,57 @@ class BikermanCapacitor(AbstractCapacitor):
         return 2.0 * self.thermal_voltage_V * jnp.arcsinh(0.5 * g * jnp.sqrt(ratio))
 
 
+def _odd_interp(x, xp, fp):
+    """Piecewise-linear ``f`` through ``(xp, fp)`` (``xp[0] = fp[0] = 0``), odd in ``x``,
+    extrapolated with the end segments' slopes."""
+    a = jnp.abs(x)
+    inside = jnp.interp(a, xp, fp)
+    slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
+    value = jnp.where(a > xp[-1], fp[-1] + slope * (a - xp[-1]), inside)
+    return jnp.sign(x) * value
+
+
+class TabulatedCapacitor(AbstractCapacitor):
+    """Measured charge-voltage law: node ``k`` holds ``q = C_k s_k(v)``.
+
+    ``voltage_V`` (m,) increasing from 0; ``shape_V`` (m,) shared by every node or
+    (n+1, m) per node: ``s = q / C`` (V) at those voltages, increasing from 0. Piecewise
+    linear, odd in ``v`` (a symmetric electrolyte), extended beyond the table with the
+    last segment's slope. ``C_k`` scales the curves (with ``s_k(v_max) = v_max`` it is
+    the chord capacitance over the table), so fitting ``C`` keeps the shape. Built e.g.
+    from the charging half of a slow mPNP sweep (``jaxpnp reproduce`` does this).
+    """
+
+    voltage_V: Any = eqx.field(converter=_as_param)
+    shape_V: Any = eqx.field(converter=_as_param)
+
+    def __check_init__(self):
+        v, s = np.asarray(self.voltage_V, float), np.asarray(self.shape_V, float)
+        if v.ndim != 1 or v.size < 2 or s.shape[-1] != v.size or s.ndim not in (1, 2):
+            raise ValueError("TabulatedCapacitor: voltage_V must be (m,) with m >= 2 and shape_V (m,) or (nodes, m)")
+        if not (np.all(np.isfinite(v)) and np.all(np.isfinite(s))):
+            raise ValueError("TabulatedCapacitor: the table must be finite")
+        if v[0] != 0.0 or np.any(s[..., 0] != 0.0):
+            raise ValueError("TabulatedCapacitor: the table must start at zero voltage and zero charge")
+        if np.any(np.diff(v) <= 0) or np.any(np.diff(s, axis=-1) <= 0):
+            raise ValueError("TabulatedCapacitor: voltage_V and shape_V must be strictly increasing")
+
+    def _per_node(self, fn, x):
+        shape = jnp.asarray(self.shape_V)
+        volt = jnp.asarray(self.voltage_V)
+        if shape.ndim == 1:
+            return fn(x, volt, shape)
+        return jax.vmap(fn)(x, jnp.broadcast_to(volt, shape.shape), shape)
+
+    def charge(self, voltage, C):
+        v = jnp.broadcast_to(voltage, jnp.broadcast_shapes(jnp.shape(voltage), jnp.shape(C)))
+        return C * self._per_node(lambda x, vp, sp: _odd_interp(x, vp, sp), v)
+
+    def voltage(self, charge, C):
+        s = charge / C
+        return self._per_node(lambda x, vp, sp: _odd_interp(x, sp, vp), s)
+
+
 # ----------------------------------------------------------------------------
 # Ladders
 # ----------------------------------------------------------------------------

@@ -16,13 +16,20 @@ Steps (names are the keys of ``summary.json``'s ``timings_s`` and ``errors``):
 How the NCM is built from an mPNP run (``extract_circuit``), all per projected
 electrode area, SI, with the electrode-side sign (``q_k = -slit_charge_k``):
 
-* ``C_k`` (node k = 0 open space, 1..n slits): chord capacitance over the swing,
-  ``max_t q_k(t) / max_t phi_m(t)``. (The mPNP slit mid-point potential carries an
-  equilibrium offset, so ``q_k`` against ``phi_m - phi_k`` is not a capacitor law; the
-  chord keeps the total stored charge right.)
-* ``R_open``: the NCM's bulk branch is ``I = (phi_m - q_0 / C_open) / R_open``; with the
-  mPNP current and open-space charge this is linear in ``1/R_open``; least squares over
-  the charging half-cycle.
+* Capacitors (``equilibrium_half_period_debye`` set, the default): a companion mPNP run
+  of the paper case swept ``equilibrium_half_period_debye / half_period_debye`` times
+  slower (``data/mpnp_d{d}nm_equilibrium.nc``) is close to equilibrium; its charging
+  half gives each node's equilibrium charge against the electrode potential,
+  ``q_k^eq(phi_m)``: the crowded, saturating double layer of that region, with no
+  circuit assumption. The NCM's nodes are ``circuits.TabulatedCapacitor`` with these
+  curves (``C_k`` = their chord at the vertex). ``R_open`` is then the ohmic resistance
+  of the separator's bulk electrolyte, ``L_sep / kappa``.
+* Otherwise (linear capacitors, the paper's NCM): ``C_k`` is the chord capacitance over
+  the swing, ``max_t q_k(t) / max_t phi_m(t)``, of the run itself (the mPNP slit
+  mid-point potential carries an equilibrium offset, so ``q_k`` against
+  ``phi_m - phi_k`` is not a capacitor law); ``R_open``: the NCM's bulk branch is
+  ``I = (phi_m - q_0 / C_open) / R_open``, linear in ``1/R_open``; least squares over the
+  charging half-cycle (the separator's bulk resistance if that is not positive).
 * ``R_c``, ``gamma``: from the discovered law of each link (``R = R_c (1 - gamma Q/Q^max)``
   when the law has that form); when the law found is not of the paper's form, its
   *paper-form projection*: the least-squares ``a = c1 q + c2 q^2`` on the same normalised
@@ -78,6 +85,8 @@ class ReproduceConfig:
     asymmetry_rate_factors: tuple = (1.0, 4.0)
     asymmetry_cycles: int | None = None  # None: until periodic (circuits.cv_asymmetry's default)
     calibrate: bool = True  # also fit C and R_open of the NCM (diagnostic beside the extracted ones)
+    # companion near-equilibrium sweep for the NCM's capacitor curves (None: linear chord capacitors)
+    equilibrium_half_period_debye: float | None = 20000.0
 
     @property
     def paper_slit_nm(self) -> float:
@@ -162,6 +171,59 @@ def nrmse(model_current, reference_current):
 
 # ---------------------------------------------------------------------------
 # step 1: mPNP runs
+
+
+def run_equilibrium(config, outdir: Path, progress=True):
+    """The paper case swept slowly (``equilibrium_half_period_debye``): its capacitor curves."""
+    import jaxpnp
+
+    slow = dataclasses.replace(config, half_period_debye=config.equilibrium_half_period_debye)
+    path = outdir / "data" / f"mpnp_d{config.paper_slit_nm:g}nm_equilibrium.nc"
+    if path.exists():
+        try:
+            ds = jaxpnp.load(path)
+            if int(ds.attrs.get("solver_complete", 0)) == 1:
+                _log(f"equilibrium sweep: reusing complete run {path}", progress)
+                return ds
+        except Exception:  # noqa: BLE001 - a broken file is recomputed
+            pass
+    cv = protocol_for(slow)
+    _log(f"equilibrium sweep d = {config.paper_slit_nm:g} nm at {cv.scan_rate_V_s:.3g} V/s", progress)
+    return jaxpnp.simulate(jaxpnp.Electrolyte(**config.electrolyte), electrode_for(config, config.paper_slit_nm),
+                           cv, grid_nm=config.grid_nm, boundary=config.boundary,
+                           points_per_cycle=config.points_per_cycle, progress=progress,
+                           checkpoint_path=str(path))
+
+
+def equilibrium_capacitors(ds, n_table: int = 200):
+    """Per-node equilibrium charge curves from a slow sweep's charging half.
+
+    Returns ``(voltage_V (m,), shape_V (n+1, m), C (n+1,))`` for
+    ``circuits.TabulatedCapacitor``: ``q_k = C_k shape_k(v)``, ``C_k`` the chord at the vertex.
+    """
+    phi = np.asarray(ds["electrode_potential"])
+    q = -np.asarray(ds["slit_charge"])  # electrode side
+    half = int(np.argmax(phi)) + 1
+    v = np.linspace(0.0, float(phi[half - 1]), n_table)
+    shapes, C = [], []
+    for k in range(q.shape[1]):
+        qk = np.maximum.accumulate(np.maximum(q[:half, k], 0.0))  # monotone charging curve
+        curve = np.interp(v, phi[:half], qk)
+        curve = curve - curve[0] + 1e-9 * np.max(curve) * np.arange(n_table)  # start at 0, strictly increasing
+        c = curve[-1] / v[-1]
+        shapes.append(curve / c)
+        C.append(c)
+    return v, np.array(shapes), np.array(C)
+
+
+def _separator_resistance(attrs):
+    """Ohmic resistance (ohm m^2) of the separator's bulk electrolyte, L / kappa."""
+    from jaxpnp._electrolyte import BOLTZMANN, ELEMENTARY_CHARGE
+
+    c0 = float(attrs["concentration_M"]) * 1e3 * 6.02214076e23
+    kappa = ELEMENTARY_CHARGE ** 2 * c0 * (float(attrs["diffusivity_m2_s"]) + float(attrs["anion_diffusivity_m2_s"])) / (
+        BOLTZMANN * float(attrs["temperature_K"]))
+    return float(attrs["snapped_separator_nm"]) * 1e-9 / kappa
 
 
 def run_mpnp(config, outdir: Path, progress=True):
@@ -308,8 +370,22 @@ def discover_run(ds, config, progress=True):
 # step 4: the NCM from the mPNP data
 
 
-def extract_circuit(ds, disc_summary):
-    """C_open, C_slit (per slit), R_open, q_max per link from an mPNP run (see module docstring)."""
+def extract_circuit(ds, disc_summary, equilibrium=None):
+    """C_open, C_slit (per slit), R_open, q_max per link from an mPNP run (see module docstring).
+
+    ``equilibrium``: the companion slow sweep; its curves become the nodes' capacitors.
+    """
+    links = disc_summary["links"]
+    if equilibrium is not None:
+        v, shapes, C = equilibrium_capacitors(equilibrium)
+        n = C.size - 1
+        q_max = np.array([links[i]["charge_scale"] if i in links else np.nan for i in range(n)])
+        return dict(C_open=float(C[0]), C_slit=C[1:].tolist(), C_slit_mean=float(np.mean(C[1:])),
+                    R_open=_separator_resistance(ds.attrs),
+                    R_open_source="separator bulk resistance L/kappa", q_max=q_max.tolist(),
+                    swing_V=float(np.max(np.asarray(ds["electrode_potential"]))), C_total=float(np.sum(C)),
+                    n_slits=n, capacitor="equilibrium curves of the slow sweep",
+                    capacitor_voltage_V=v.tolist(), capacitor_shape_V=shapes.tolist())
     phi = np.asarray(ds["electrode_potential"])
     q = -np.asarray(ds["slit_charge"])  # electrode side, node 0 = open space
     current = np.asarray(ds["current_density"])
@@ -323,17 +399,10 @@ def extract_circuit(ds, disc_summary):
     R_open_source = "least squares on the charging half-cycle"
     if not R_open > 0:
         # the linear branch cannot represent this run (its least-squares R_open is not
-        # positive): fall back to the ohmic resistance of the separator's bulk electrolyte,
-        # R = L_sep / kappa with kappa = e^2 c0 (D+ + D-) / kT, and say so
-        from jaxpnp._electrolyte import BOLTZMANN, ELEMENTARY_CHARGE
-        a = ds.attrs
-        c0 = float(a["concentration_M"]) * 1e3 * 6.02214076e23
-        kappa = ELEMENTARY_CHARGE ** 2 * c0 * (float(a["diffusivity_m2_s"]) + float(a["anion_diffusivity_m2_s"])) / (
-            BOLTZMANN * float(a["temperature_K"]))
+        # positive): fall back to the ohmic resistance of the separator's bulk electrolyte
         R_open_source = (f"separator bulk resistance (least squares gave a non-positive {R_open:.3g} ohm m^2, "
                          "which the linear branch cannot represent)")
-        R_open = float(a["snapped_separator_nm"]) * 1e-9 / kappa
-    links = disc_summary["links"]
+        R_open = _separator_resistance(ds.attrs)
     q_max = np.array([links[i]["charge_scale"] if i in links else np.nan for i in range(n)])
     return dict(C_open=float(C[0]), C_slit=C[1:].tolist(), C_slit_mean=float(np.nanmean(C[1:])),
                 R_open=R_open, R_open_source=R_open_source, q_max=q_max.tolist(), swing_V=swing,
@@ -347,8 +416,14 @@ def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True):
     same = n == circuit["n_slits"]
     C_slit = np.asarray(circuit["C_slit"]) if (per_slit and same) else circuit["C_slit_mean"]
     q_max = np.asarray(circuit["q_max"]) if same and np.all(np.isfinite(circuit["q_max"])) else None
+    capacitor = None
+    if "capacitor_shape_V" in circuit:
+        shapes = np.asarray(circuit["capacitor_shape_V"])
+        if not same:  # another depth: the slits' mean curve for every node (any number of slits)
+            shapes = shapes[1:].mean(axis=0)
+        capacitor = circuits.TabulatedCapacitor(np.asarray(circuit["capacitor_voltage_V"]), shapes)
     return circuits.NCM(n, circuit["R_open"], circuit["C_open"], C_slit, float(R_c),
-                        float(np.clip(gamma, 0.0, 1.0)), q_max=q_max)
+                        float(np.clip(gamma, 0.0, 1.0)), q_max=q_max, capacitor=capacitor)
 
 
 # ---------------------------------------------------------------------------
@@ -411,6 +486,9 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             steps.errors["mpnp"] = "; ".join(f"d={k} nm: {v}" for k, v in run_errors.items())
         d0 = config.paper_slit_nm
         paper = runs.get(d0)
+        equilibrium = None
+        if config.equilibrium_half_period_debye and paper is not None:
+            equilibrium = steps.run("equilibrium", run_equilibrium, config, outdir, progress)
 
         # 2. fluxes (Figure 1)
         def fluxes():
@@ -451,7 +529,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
 
             if paper is None or disc0 is None:
                 raise RuntimeError("needs the paper-case mPNP run and its discovered law")
-            circ = extract_circuit(paper, disc0)
+            circ = extract_circuit(paper, disc0, equilibrium)
             state["circuit"] = circ
             cv = protocol_for(config)
             times = np.asarray(paper["time"])
@@ -476,10 +554,17 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                 sim_cal = circuits.simulate(cal.model, cv, times=times)
                 err_cal, cal_params = nrmse(sim_cal["current_density"], paper["current_density"]), cal.params
                 sims["NCM, C and R_open calibrated"] = sim_cal
+            err_linear = None
+            state["linear_model"] = model
+            if equilibrium is not None:  # the paper's linear NCM beside it, for comparison
+                linear = state["linear_model"] = build_ncm(extract_circuit(paper, disc0), disc0["R_c"], disc0["gamma"])
+                sim_lin = circuits.simulate(linear, cv, times=times)
+                err_linear = nrmse(sim_lin["current_density"], paper["current_density"])
+                sims["NCM, linear chord capacitors"] = sim_lin
             state["model"] = model
             sim.to_netcdf(outdir / "data" / "ncm_vs_mpnp.nc", engine="h5netcdf")
             figures.ncm_vs_mpnp(paper, sims, outdir / "figures" / "fig3c_ncm_vs_mpnp.png")
-            return dict(nrmse=err, nrmse_of_peak=err_peak, nrmse_calibrated=err_cal, circuit=circ,
+            return dict(nrmse=err, nrmse_of_peak=err_peak, nrmse_calibrated=err_cal, nrmse_linear=err_linear, circuit=circ,
                         calibrated_params=cal_params, model=model.parameters())
 
         R["ncm"] = steps.run("ncm", ncm_vs_mpnp)
@@ -531,7 +616,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             circ = state["circuit"]
             n = config.tlm_layers - 1
             ncm = build_ncm(circ, disc0["R_c"], disc0["gamma"], n_slits=n)
-            tlm_ = circuits.TLM(n, ncm.R_open, ncm.C_open, ncm.C_slit, ncm.R_c)
+            tlm_ = circuits.TLM(n, ncm.R_open, ncm.C_open, ncm.C_slit, ncm.R_c, capacitor=ncm.capacitor)
             cv2 = protocol_for(config, cycles=2)
             a = circuits.simulate(ncm, cv2, points_per_cycle=config.ncm_points_per_cycle)
             b = circuits.simulate(tlm_, cv2, points_per_cycle=config.ncm_points_per_cycle)
@@ -541,7 +626,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             layers = [m - 1 for m in config.asymmetry_layers]
             kw = dict(points_per_cycle=config.ncm_points_per_cycle, cycles=config.asymmetry_cycles)
             asym_n = circuits.cv_asymmetry(ncm, layers, rates, **kw)
-            asym_t = circuits.cv_asymmetry(ncm.__class__(n, ncm.R_open, ncm.C_open, ncm.C_slit, ncm.R_c, 0.0),
+            asym_t = circuits.cv_asymmetry(dataclasses.replace(ncm, gamma=0.0),
                                            layers, rates, **kw)
             figures.ncm_vs_tlm(a, b, asym_n, asym_t, outdir / "figures")
             qa, qb = np.asarray(a["slit_charge"])[:, 1:], np.asarray(b["slit_charge"])[:, 1:]
@@ -562,7 +647,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
         def peaks():
             import circuits
 
-            model = state["model"]
+            model = state["linear_model"]  # Figure 3g is a map of the paper's (linear-capacitor) NCM
             R_cs = float(model.R_c) * np.logspace(-1, 1, config.peak_grid)
             gammas = np.linspace(0.0, 1.0, config.peak_grid)
             pm = circuits.peak_map(model, protocol_for(config), gammas, R_cs,

@@ -198,6 +198,10 @@ def write_report(S, config, path):
         c = R["ncm"]["circuit"]
         w(f"  - extracted: C_open = {_num(c['C_open'])} F/m^2, C_slit = {[float(f'{v:.4g}') for v in c['C_slit']]} F/m^2, "
           f"R_open = {_num(c['R_open'])} ohm m^2 ({c.get('R_open_source', 'least squares')}), Q^max per link = {[float(f'{v:.4g}') for v in c['q_max']]} C/m^2")
+        w(f"  - capacitors: {c.get('capacitor', 'linear (chord over the swing)')}"
+          + (" (C = chord of each node's equilibrium curve at the vertex)" if "capacitor_shape_V" in c else ""))
+        if R["ncm"].get("nrmse_linear") is not None:
+            w(f"  - the paper's NCM with linear (chord) capacitors from the run itself: NRMSE {_num(R['ncm']['nrmse_linear'], '.3f')}")
         if R["ncm"]["nrmse_calibrated"] is not None:
             w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(R['ncm']['nrmse_calibrated'], '.3f')}; "
               f"calibrated values {R['ncm']['calibrated_params']}")
@@ -213,9 +217,10 @@ def write_report(S, config, path):
         if abs(f["rel_diff_R_c"]) > FIT_TARGET or abs(f["diff_gamma"]) > FIT_TARGET * max(abs(disc["gamma"]), 0.1):
             w("  - **The fit and the discovery disagree by more than 10%.** They answer different questions: the "
               "discovery regresses each link's own voltage-current integrals (a local law), the fit tunes one R_c and "
-              "gamma so that the whole ladder (with the extracted, linear C) reproduces the terminal current. Whatever the "
-              "NCM lacks (the nonlinear, crowding-limited double-layer capacitance of mPNP at 0.5 V = 19 kT/e, the open-"
-              "space link's equilibrium offset) is absorbed into the fitted R_c and gamma.")
+              "gamma so that the whole ladder (with the extracted capacitors) reproduces the terminal current. Whatever the "
+              "NCM lacks (concentration polarisation of the open space, the slits' equilibrium potential offset, "
+              "with linear capacitors also the crowding-limited capacitance at 0.5 V = 19 kT/e) is absorbed into the "
+              "fitted R_c and gamma.")
     if R.get("discovery"):
         w("\n### Laws per run (inner links)\n")
         for d, dd in R["discovery"].items():
