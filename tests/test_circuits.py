@@ -470,3 +470,27 @@ def test_bad_capacitor_is_refused():
         circuits.BikermanCapacitor(packing=1.5)
     with pytest.raises(ValueError, match="thermal_voltage_V"):
         circuits.BikermanCapacitor(thermal_voltage_V=-0.02)
+
+
+def test_tabulated_capacitor_reproduces_the_law_it_tabulates():
+    bik = circuits.BikermanCapacitor(packing=0.35, thermal_voltage_V=0.0257)
+    with jaxpnp.float64():
+        v = np.linspace(0.0, 0.5, 401)
+        shape = np.asarray(bik.charge(jax.numpy.asarray(v), 1.0))
+        tab = circuits.TabulatedCapacitor(v, np.stack([shape] * (N + 1)))
+        x = jax.numpy.linspace(-0.5, 0.5, 21)
+        C = jax.numpy.asarray(np.r_[C_OPEN, C_SLIT])
+        q_tab = np.asarray(jax.vmap(lambda xx: tab.charge(jax.numpy.full(N + 1, xx), C))(x))
+        q_bik = np.asarray(jax.vmap(lambda xx: bik.charge(jax.numpy.full(N + 1, xx), C))(x))
+        assert np.max(np.abs(q_tab - q_bik)) < 1e-3 * np.max(np.abs(q_bik))  # piecewise-linear table error
+        back = np.asarray(jax.vmap(lambda q: tab.voltage(q, C))(jax.numpy.asarray(q_tab)))
+        np.testing.assert_allclose(back, np.repeat(np.asarray(x)[:, None], N + 1, axis=1), atol=1e-12)
+    # the same ladder with the table and with the law it tabulates
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1e8)
+    a = circuits.simulate(circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor=bik), cv).current_density.values
+    b = circuits.simulate(circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, 0.5, capacitor=tab), cv).current_density.values
+    assert np.max(np.abs(a - b)) < 2e-3 * np.max(np.abs(a))
+    with pytest.raises(ValueError, match="increasing"):
+        circuits.TabulatedCapacitor([0.0, 0.2, 0.1], [0.0, 0.1, 0.2])
+    with pytest.raises(ValueError, match="zero"):
+        circuits.TabulatedCapacitor([0.1, 0.2], [0.0, 0.1])
