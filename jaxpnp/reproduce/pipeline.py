@@ -33,8 +33,10 @@ electrode area, SI, with the electrode-side sign (``q_k = -slit_charge_k``):
 * ``R_c``, ``gamma``: from the discovered law of each link (``R = R_c (1 - gamma Q/Q^max)``
   when the law has that form); when the law found is not of the paper's form, its
   *paper-form projection*: the least-squares ``a = c1 q + c2 q^2`` on the same normalised
-  integrals, ``R_c = (A_s/Q_s) c1``, ``gamma = -2 c2 / c1``. The NCM uses the mean over the
-  inner links (the paper's single R_c and gamma); ``Q_i^max`` per link is the discovery's
+  integrals, ``R_c = (A_s/Q_s) c1``, ``gamma = -2 c2 / c1``. The NCM gives every link its
+  own law (the open-space link 0 behaves unlike the inner ones); the paper's NCM (one R_c
+  and gamma, the inner-link mean, with linear capacitors) is reported beside it and is
+  what Figures 3d-g explore; ``Q_i^max`` per link is the discovery's
   charge scale (max of ``int I_i dt`` over the charging half-cycle), so the NCM's ``Q/Q^max``
   is the discovery's ``q``.
 """
@@ -409,11 +411,19 @@ def extract_circuit(ds, disc_summary, equilibrium=None):
                 C_total=float(np.nansum(C)), n_slits=n)
 
 
-def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True):
+def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True, links=None):
+    """The NCM of ``circuit``; ``links`` (the discovery's per-link summaries): each link its own law."""
     import circuits
 
     n = circuit["n_slits"] if n_slits is None else int(n_slits)
     same = n == circuit["n_slits"]
+    allow = False
+    if links is not None and same:
+        own_R = np.array([links[i]["R_c"] if i in links else np.nan for i in range(n)], float)
+        own_g = np.array([links[i]["gamma"] if i in links else np.nan for i in range(n)], float)
+        if np.all(np.isfinite(own_R)) and np.all(own_R > 0) and np.all(np.isfinite(own_g)):
+            R_c, gamma = own_R, own_g
+            allow = bool(np.any((own_g < 0) | (own_g > 1)))
     C_slit = np.asarray(circuit["C_slit"]) if (per_slit and same) else circuit["C_slit_mean"]
     q_max = np.asarray(circuit["q_max"]) if same and np.all(np.isfinite(circuit["q_max"])) else None
     capacitor = None
@@ -422,8 +432,10 @@ def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True):
         if not same:  # another depth: the slits' mean curve for every node (any number of slits)
             shapes = shapes[1:].mean(axis=0)
         capacitor = circuits.TabulatedCapacitor(np.asarray(circuit["capacitor_voltage_V"]), shapes)
-    return circuits.NCM(n, circuit["R_open"], circuit["C_open"], C_slit, float(R_c),
-                        float(np.clip(gamma, 0.0, 1.0)), q_max=q_max, capacitor=capacitor)
+    if np.ndim(R_c) == 0:
+        R_c, gamma = float(R_c), float(np.clip(gamma, 0.0, 1.0))
+    return circuits.NCM(n, circuit["R_open"], circuit["C_open"], C_slit, R_c, gamma, q_max=q_max,
+                        capacitor=capacitor, allow_gamma_outside_unit=allow)
 
 
 # ---------------------------------------------------------------------------
@@ -533,7 +545,8 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             state["circuit"] = circ
             cv = protocol_for(config)
             times = np.asarray(paper["time"])
-            model = build_ncm(circ, disc0["R_c"], disc0["gamma"])
+            # each link its own discovered law (the open-space link 0 differs from the inner ones)
+            model = build_ncm(circ, disc0["R_c"], disc0["gamma"], links=disc0["links"])
             t0 = time.perf_counter()
             sim = circuits.simulate(model, cv, times=times)
             state["ncm_first_call_s"] = time.perf_counter() - t0
@@ -545,7 +558,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                              / np.max(np.abs(np.asarray(paper["current_density"]))))
             # diagnostic: the same NCM with its storage/open-space elements calibrated on the CV
             # (R_c and gamma held at the discovered values)
-            sims = {"NCM (discovered R_c, gamma; extracted C, R_open)": sim}
+            sims = {"NCM (each link's discovered law; extracted C, R_open)": sim}
             err_cal, cal_params = None, None
             if config.calibrate:
                 cal = circuits.fit(model, paper, params=("R_open", "C_open", "C_slit"), protocol=cv,
@@ -554,13 +567,12 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                 sim_cal = circuits.simulate(cal.model, cv, times=times)
                 err_cal, cal_params = nrmse(sim_cal["current_density"], paper["current_density"]), cal.params
                 sims["NCM, C and R_open calibrated"] = sim_cal
-            err_linear = None
-            state["linear_model"] = model
-            if equilibrium is not None:  # the paper's linear NCM beside it, for comparison
-                linear = state["linear_model"] = build_ncm(extract_circuit(paper, disc0), disc0["R_c"], disc0["gamma"])
-                sim_lin = circuits.simulate(linear, cv, times=times)
-                err_linear = nrmse(sim_lin["current_density"], paper["current_density"])
-                sims["NCM, linear chord capacitors"] = sim_lin
+            # the paper's NCM beside it: linear chord capacitors, one R_c and gamma (inner-link mean)
+            state["linear_circuit"] = extract_circuit(paper, disc0)
+            linear = state["linear_model"] = build_ncm(state["linear_circuit"], disc0["R_c"], disc0["gamma"])
+            sim_lin = circuits.simulate(linear, cv, times=times)
+            err_linear = nrmse(sim_lin["current_density"], paper["current_density"])
+            sims["paper's NCM (linear C, one R_c and gamma)"] = sim_lin
             state["model"] = model
             sim.to_netcdf(outdir / "data" / "ncm_vs_mpnp.nc", engine="h5netcdf")
             figures.ncm_vs_mpnp(paper, sims, outdir / "figures" / "fig3c_ncm_vs_mpnp.png")
@@ -613,7 +625,7 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
         def tlm():
             import circuits
 
-            circ = state["circuit"]
+            circ = state["linear_circuit"]  # Figures 3d-f compare the paper's (linear) NCM with the TLM
             n = config.tlm_layers - 1
             ncm = build_ncm(circ, disc0["R_c"], disc0["gamma"], n_slits=n)
             tlm_ = circuits.TLM(n, ncm.R_open, ncm.C_open, ncm.C_slit, ncm.R_c, capacitor=ncm.capacitor)

@@ -201,7 +201,7 @@ def write_report(S, config, path):
         w(f"  - capacitors: {c.get('capacitor', 'linear (chord over the swing)')}"
           + (" (C = chord of each node's equilibrium curve at the vertex)" if "capacitor_shape_V" in c else ""))
         if R["ncm"].get("nrmse_linear") is not None:
-            w(f"  - the paper's NCM with linear (chord) capacitors from the run itself: NRMSE {_num(R['ncm']['nrmse_linear'], '.3f')}")
+            w(f"  - the paper's NCM (linear chord capacitors, one R_c and gamma: the inner-link mean): NRMSE {_num(R['ncm']['nrmse_linear'], '.3f')}")
         if R["ncm"]["nrmse_calibrated"] is not None:
             w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(R['ncm']['nrmse_calibrated'], '.3f')}; "
               f"calibrated values {R['ncm']['calibrated_params']}")
