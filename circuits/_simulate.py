@@ -121,7 +121,7 @@ def _solve_adaptive(model, drive: Drive, save_tau, rtol, atol, max_steps, adjoin
 
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol),
-        step_ts=save_tau, jump_ts=drive.knots[1:-1] if drive.knots.shape[0] > 2 else None)
+        jump_ts=drive.knots[1:-1] if drive.knots.shape[0] > 2 else None)
     sol = diffrax.diffeqsolve(
         diffrax.ODETerm(vector_field), diffrax.Kvaerno5(), t0=0.0, t1=1.0, dt0=None,
         y0=jnp.zeros((n_state,)), saveat=diffrax.SaveAt(ts=save_tau),
