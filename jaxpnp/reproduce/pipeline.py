@@ -571,6 +571,9 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             state["linear_circuit"] = extract_circuit(paper, disc0)
             linear = state["linear_model"] = build_ncm(state["linear_circuit"], disc0["R_c"], disc0["gamma"])
             sim_lin = circuits.simulate(linear, cv, times=times)
+            t0 = time.perf_counter()
+            sim_lin = circuits.simulate(linear, cv, times=times)
+            state["paper_ncm_time_s"] = time.perf_counter() - t0
             err_linear = nrmse(sim_lin["current_density"], paper["current_density"])
             sims["paper's NCM (linear C, one R_c and gamma)"] = sim_lin
             state["model"] = model
@@ -680,8 +683,10 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             mp = float(paper.attrs.get("solver_run_time_s", math.nan))
             if "ncm_time_s" not in state:
                 raise RuntimeError("no NCM timing (the ncm step failed)")
-            return dict(mpnp_s=mp, ncm_s=state["ncm_time_s"], ncm_first_call_s=state["ncm_first_call_s"],
-                        ratio=mp / state["ncm_time_s"])
+            # the paper's claim is about its NCM (linear C, one law); the extracted one beside it
+            return dict(mpnp_s=mp, ncm_s=state["paper_ncm_time_s"], ncm_first_call_s=state["ncm_first_call_s"],
+                        ratio=mp / state["paper_ncm_time_s"], extracted_ncm_s=state["ncm_time_s"],
+                        ratio_extracted=mp / state["ncm_time_s"])
 
         R["speed"] = steps.run("speed", speed) if paper is not None else None
 
