@@ -297,6 +297,14 @@ class AbstractLadder(eqx.Module):
         q = self.node_charge_at(swing_V)
         return jnp.cumsum(q[::-1])[::-1][1:]  # sum_{k > i} q_k(swing), i = 0..n-1
 
+    def open_resistance(self, electrode_charge, q_max_open):
+        """Resistance (ohm m^2) of the open-space branch at electrode charge ``Q_e`` (C/m^2): ``R_open`` here."""
+        return jnp.asarray(self.R_open) + 0.0 * electrode_charge
+
+    def has_open_law(self) -> bool:
+        """Whether the open-space resistance depends on the charge (only the Rosenbrock-free path supports it)."""
+        return False
+
     def linear_resistances(self) -> Float[Array, " n"]:
         """Link resistances at zero charge (ohm m^2): what the small-signal analysis starts from."""
         z = jnp.zeros((self.n_slits,))
@@ -305,7 +313,7 @@ class AbstractLadder(eqx.Module):
     def parameters(self) -> dict:
         """The model's parameters as plain Python values (for Dataset attrs)."""
         out = {"model": type(self).__name__, "n_slits": self.n_slits}
-        for name in ("R_open", "C_open", "C_slit", "R_c", "gamma", "q_max"):
+        for name in ("R_open", "C_open", "C_slit", "R_c", "gamma", "q_max", "gamma_open", "q_max_open"):
             if hasattr(self, name):
                 value = getattr(self, name)
                 if value is None or _is_traced(value):
@@ -395,6 +403,13 @@ class NCM(AbstractLadder):
     ``capacitor`` (keyword): the nodes' charge-voltage law (see :class:`TLM`); with a
     nonlinear law the default ``Q_i^max`` is the charge downstream of link ``i`` at
     ``dphi_max`` on that law.
+
+    ``gamma_open`` (keyword, default 0: the paper's ohmic ``R_open``): the open-space branch
+    obeys the same law, ``R_open (1 - gamma_open Q_e / Q_e^max)`` with ``Q_e`` the
+    electrode charge (= the charge passed through ``R_open``) and ``q_max_open``
+    (C/m^2; default: the whole ladder's charge at ``dphi_max``). ``gamma_open < 0`` is
+    a resistance that rises as the electrode charges (salt depletion of the open space,
+    which the mPNP shows). Needs ``method="adaptive"``.
     """
 
     n_slits: int = eqx.field(static=True)
@@ -409,9 +424,17 @@ class NCM(AbstractLadder):
     allow_gamma_outside_unit: bool = eqx.field(static=True, default=False)
     resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
     capacitor: AbstractCapacitor | None = eqx.field(default=None, kw_only=True)
+    gamma_open: Any = eqx.field(converter=_as_param, default=0.0, kw_only=True)
+    q_max_open: Any = eqx.field(converter=_as_param, default=None, kw_only=True)
 
     def __check_init__(self):
         n = _check_n_slits("NCM", self.n_slits)
+        _check_param("NCM", "gamma_open", self.gamma_open, 1, positive=False, upper=1.0)
+        _check_param("NCM", "q_max_open", self.q_max_open, 1, positive=True)
+        for name in ("gamma_open", "q_max_open"):
+            value = getattr(self, name)
+            if value is not None and not _is_traced(value) and np.ndim(value) != 0:
+                raise ValueError(f"NCM.{name} must be a scalar, got shape {np.shape(value)}")
         _check_ladder("NCM", self)
         _check_capacitor("NCM", self.capacitor)
         if self.allow_gamma_outside_unit:
@@ -430,6 +453,13 @@ class NCM(AbstractLadder):
         if self.charge == "link":
             return super().default_q_max(swing_V)
         return self.node_charge_at(swing_V)[:-1]
+
+    def has_open_law(self) -> bool:
+        return _is_traced(self.gamma_open) or bool(np.any(np.asarray(self.gamma_open) != 0.0))
+
+    def open_resistance(self, electrode_charge, q_max_open):
+        ratio = 1.0 - self.gamma_open * electrode_charge / q_max_open
+        return jnp.asarray(self.R_open) * jnp.maximum(ratio, self.resistance_floor)
 
     def link_resistance(self, link_charge, node_charge, q_max):
         charge = link_charge if self.charge == "link" else node_charge[:-1]

@@ -56,6 +56,7 @@ class _Scales(eqx.Module):
     charge: Array  # C/m^2 per unit state
     q_max: Array  # C/m^2 per link
     capacitance: Array  # F/m^2 per node
+    q_max_open: Array  # C/m^2, the open-space law's charge scale
 
 
 def _scales(model: AbstractLadder, drive: Drive) -> _Scales:
@@ -66,7 +67,9 @@ def _scales(model: AbstractLadder, drive: Drive) -> _Scales:
     else:
         swing_V = model.equilibrium_voltage(drive.swing)
         charge = drive.swing
-    return _Scales(charge=charge, q_max=resolve_q_max(model, swing_V), capacitance=c)
+    q_open = getattr(model, "q_max_open", None)
+    q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
+    return _Scales(charge=charge, q_max=resolve_q_max(model, swing_V), capacitance=c, q_max_open=q_open)
 
 
 def _circuit(model: AbstractLadder, scales: _Scales, x, forcing):
@@ -77,7 +80,7 @@ def _circuit(model: AbstractLadder, scales: _Scales, x, forcing):
     R = model.link_resistance(X[1:], node_charge, scales.q_max)
     link_current = (u[:-1] - u[1:]) / R
     if forcing.controls == "voltage":
-        current = (forcing.value - u[0]) / model.R_open
+        current = (forcing.value - u[0]) / model.open_resistance(X[0], scales.q_max_open)
     else:
         current = forcing.value
     return current, link_current, R, node_charge
@@ -100,7 +103,8 @@ def _observe(model, scales, drive, tau, x) -> Solution:
     if drive.controls == "voltage":
         phi = drive.phi_initial + value
     else:
-        phi = drive.phi_initial + model.node_voltage(node_charge)[0] + current * model.R_open
+        phi = drive.phi_initial + model.node_voltage(node_charge)[0] + current * model.open_resistance(
+            X[0], scales.q_max_open)
     return Solution(time=tau * drive.duration_s, cell_voltage=2.0 * phi, current_density=current,
                     electrode_charge=X[0], slit_charge=node_charge, link_charge=X[1:],
                     link_current=link_current, link_resistance=R)
@@ -328,6 +332,8 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
         raise ValueError(f"method must be 'adaptive', 'fast' or 'fixed', got {method!r}")
     if str(batch_dtype) not in ("float64", "float32") or int(batch_chunk) < 0:
         raise ValueError("batch_dtype must be 'float64' or 'float32' and batch_chunk >= 0")
+    if method != "adaptive" and model.has_open_law():
+        raise ValueError("an NCM with an open-space law (gamma_open != 0) needs method='adaptive'")
     if method != "adaptive" and not isinstance(model.capacitor_law(), LinearCapacitor):
         warnings.warn(f"method={method!r} with a nonlinear capacitor is accurate only for rate-limited "
                       "scans; use method='adaptive' for slow (quasi-static) ones", stacklevel=2)

@@ -69,11 +69,13 @@ def _links(slit_values, slits):
     return chosen
 
 
-def prepare(dataset, slits=None, cycle=0):
+def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
     """Per-link normalised integrals on the charging half-cycle of a ``jaxpnp.simulate``
     Dataset. ``slits``: link indices i (slit i -> i+1); default the inner links
     1..n_slits-1; ``"all"`` adds the open-space link 0. ``cycle``: which charging
-    half-cycle (0 = first). Returns an ``xarray.Dataset`` (see module docstring):
+    half-cycle (0 = first). ``potential``: the (time, slit) variable whose differences
+    are the link voltages (V): the paper's mid-slit potential by default, or e.g. a
+    circuit node potential. Returns an ``xarray.Dataset`` (see module docstring):
 
     - on ``time`` (the charging half-cycle) x ``link``: ``charge`` q, ``voltage_integral``
       a (both dimensionless), ``current`` I (A/m^2) and ``voltage`` U (V), oriented;
@@ -86,10 +88,11 @@ def prepare(dataset, slits=None, cycle=0):
 
     if not isinstance(dataset, xr.Dataset):
         raise ValueError(f"prepare needs an xarray.Dataset, got {type(dataset).__name__}")
-    missing = [v for v in REQUIRED if v not in dataset.variables]
+    required = tuple(potential if v == "slit_potential" else v for v in REQUIRED)
+    missing = [v for v in required if v not in dataset.variables]
     missing += [c for c in ("time", "slit") if c not in dataset.coords]
     if missing:
-        raise ValueError(f"dataset lacks {missing}: prepare needs variables {list(REQUIRED)} "
+        raise ValueError(f"dataset lacks {missing}: prepare needs variables {list(required)} "
                          "on coordinates time (s) and slit")
     time = np.asarray(dataset["time"].values, dtype=float)
     slit_values = [int(s) for s in dataset["slit"].values]
@@ -105,7 +108,7 @@ def prepare(dataset, slits=None, cycle=0):
     if end - start + 1 < MIN_POINTS:
         raise ValueError(f"too few samples in the charging half-cycle: {end - start + 1} < {MIN_POINTS}")
 
-    phi = dataset["slit_potential"].transpose("time", "slit")
+    phi = dataset[potential].transpose("time", "slit")
     current = dataset["trans_slit_current"].transpose("time", "slit")
     cyc = slice(start, cycle_end + 1)
     t_cycle = time[cyc]
@@ -165,7 +168,7 @@ def prepare(dataset, slits=None, cycle=0):
         attrs=dict(dataset.attrs),
     )
     prepared.attrs.update(
-        charging_start_s=float(time[start]), charging_end_s=float(time[end]), cycle=int(cycle),
+        potential=str(potential), charging_start_s=float(time[start]), charging_end_s=float(time[end]), cycle=int(cycle),
         convention=("Q = s int I dt > 0 at end of charging; U = s (phi_i - phi_{i+1}); "
                     "R = U / I > 0 for a resistive link"),
     )

@@ -145,18 +145,19 @@ def _subsample(n, max_points):
 
 
 def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycle=0,
-                   max_points=400, **engine_options):
+                   max_points=400, potential="slit_potential", **engine_options):
     """Discover the trans-slit law of each link of ``data`` (a ``jaxpnp.simulate`` Dataset,
-    or the output of :func:`prepare`). The regression is ``a = F(q)`` (normalised
-    integrals, charging half-cycle, at most ``max_points`` evenly spaced samples); then
-    R(t) = (A_s/Q_s) F'(q(t)) over the cycle. Returns a :class:`TransSlitResult`."""
+    or the output of :func:`prepare`; ``potential`` as in :func:`prepare`). The regression
+    is ``a = F(q)`` (normalised integrals, charging half-cycle, at most ``max_points``
+    evenly spaced samples); then R(t) = (A_s/Q_s) F'(q(t)) over the cycle. Returns a :class:`TransSlitResult`."""
     import xarray as xr
 
     from ._discover import discover
     from ._expression import numpy_function
     from ._prepare import prepare
 
-    prepared = data if "voltage_integral" in getattr(data, "variables", {}) else prepare(data, slits=slits, cycle=cycle)
+    prepared = data if "voltage_integral" in getattr(data, "variables", {}) else \
+        prepare(data, slits=slits, cycle=cycle, potential=potential)
     q = sympy.Symbol(CHARGE)
     results, curves = {}, []
     for i in [int(v) for v in prepared["link"].values]:

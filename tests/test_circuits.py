@@ -494,3 +494,50 @@ def test_tabulated_capacitor_reproduces_the_law_it_tabulates():
         circuits.TabulatedCapacitor([0.0, 0.2, 0.1], [0.0, 0.1, 0.2])
     with pytest.raises(ValueError, match="zero"):
         circuits.TabulatedCapacitor([0.1, 0.2], [0.0, 0.1])
+
+
+# ---------------------------------------------------------------------------
+# open-space law: R_open (1 - gamma_open Q_e / Q_e^max)
+
+
+def test_open_space_law_matches_an_independent_node_charge_integration():
+    """The NCM with a charge-dependent R_open against scipy on the node-charge ODE."""
+    from scipy.integrate import solve_ivp
+
+    gamma, gamma_open, q_open = 0.4, -3.0, 0.2
+    model = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, gamma=gamma, q_max=0.1, gamma_open=gamma_open,
+                         q_max_open=q_open)
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=2e8, cycles=1)
+    ds = circuits.simulate(model, cv, points_per_cycle=100, rtol=1e-10, atol=1e-12)
+    C = np.concatenate([[C_OPEN], C_SLIT])
+    phi = lambda t: 0.5 * (1 - abs(2 * (t / cv.period % 1.0) - 1))  # noqa: E731
+
+    def rhs(t, y):  # y = [Q_e, node charges q_0..q_N]
+        q = y[1:]
+        u = q / C
+        passed = np.cumsum(q[::-1])[::-1][1:]  # charge beyond link i
+        R = R_C * np.maximum(1 - gamma * passed / 0.1, 1e-3)
+        J = (u[:-1] - u[1:]) / R
+        I = (phi(t) - u[0]) / (R_OPEN * (1 - gamma_open * y[0] / q_open))
+        dq = np.concatenate([[I], np.zeros(N)]) - np.concatenate([J, [0.0]]) + np.concatenate([[0.0], J])
+        return np.concatenate([[I], dq])
+
+    t = ds.time.values
+    sol = solve_ivp(rhs, (0, t[-1]), np.zeros(N + 2), t_eval=t, method="Radau", rtol=1e-10, atol=1e-14,
+                    max_step=cv.half_period / 4)
+    ref = np.array([rhs(s, y)[0] for s, y in zip(sol.t, sol.y.T)])
+    assert np.max(np.abs(ds.current_density.values - ref)) < 1e-5 * np.max(np.abs(ref))
+    # the rising open-space resistance lowers the current against the ohmic ladder
+    ohmic = circuits.simulate(dataclasses.replace(model, gamma_open=0.0), cv, points_per_cycle=100)
+    assert np.max(ds.current_density.values) < 0.95 * np.max(ohmic.current_density.values)
+
+
+def test_open_space_law_input_checks():
+    args = (3, 1e-10, 0.05, 0.1, 1e-10)
+    with pytest.raises(ValueError, match="gamma_open"):
+        circuits.NCM(*args, gamma=0.5, gamma_open=1.5)
+    with pytest.raises(ValueError, match="q_max_open"):
+        circuits.NCM(*args, gamma=0.5, gamma_open=-1.0, q_max_open=-0.1)
+    model = circuits.NCM(*args, gamma=0.5, gamma_open=-1.0)
+    with pytest.raises(ValueError, match="adaptive"):
+        circuits.simulate(model, CV, method="fast")

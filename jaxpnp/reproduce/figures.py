@@ -165,8 +165,8 @@ def discovery_figures(runs, results, summaries, figdir):
 def ncm_vs_mpnp(mpnp, sims, path):
     fig, ax = plt.subplots(figsize=(5, 3.8), constrained_layout=True)
     ax.plot(np.asarray(mpnp["cell_voltage"]), np.asarray(mpnp["current_density"]), "k-", lw=2, label="mPNP")
-    for (label, sim), style in zip(sims.items(), ["--", ":"]):
-        ax.plot(np.asarray(sim["cell_voltage"]), np.asarray(sim["current_density"]), style, label=label)
+    for (label, sim), style in zip(sims.items(), ["--", ":", "-.", (0, (1, 1))]):
+        ax.plot(np.asarray(sim["cell_voltage"]), np.asarray(sim["current_density"]), ls=style, label=label)
     ax.set_xlabel("cell voltage $V_m$ (V)")
     ax.set_ylabel("current density (A m$^{-2}$)")
     ax.set_title(f"{int(mpnp.attrs['n_sheets'])} layers, d = {mpnp.attrs['slit_nm']:g} nm")

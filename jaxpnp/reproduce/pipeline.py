@@ -30,6 +30,17 @@ electrode area, SI, with the electrode-side sign (``q_k = -slit_charge_k``):
   ``phi_m - phi_k`` is not a capacitor law); ``R_open``: the NCM's bulk branch is
   ``I = (phi_m - q_0 / C_open) / R_open``, linear in ``1/R_open``; least squares over the
   charging half-cycle (the separator's bulk resistance if that is not positive).
+* Node potentials and laws on them (with the equilibrium sweep; the headline NCM): node
+  k's circuit potential is ``V_k = phi_m - (q_k^eq)^-1(q_k)`` (:func:`node_potentials`),
+  0 V at equilibrium. The mid-slit electrostatic potential is not: overlapping double
+  layers hold a Donnan-like offset (~0.28 V at 0.5 V in 1.5 nm slits, ~0.2 V between
+  the open-space node and slit 1) that no resistor in the ladder produces. Each link's
+  law is discovered on ``V_{i+1} - V_i`` (``discovery.trans_slit_law(...,
+  potential="node_potential")``) and projected on the paper's form per link; the
+  open-space branch gets the same form, ``R_open (1 - gamma_open Q_e/Q_e^max)``, by least
+  squares on ``V_0`` (:func:`open_space_law`): the mPNP's open-space resistance rises
+  several-fold while charging (the slits take up more salt than the 10 nm separator
+  holds). The mid-slit recipe (below) is kept beside it as ``nrmse_midslit_laws``.
 * ``R_c``, ``gamma``: from the discovered law of each link (``R = R_c (1 - gamma Q/Q^max)``
   when the law has that form); when the law found is not of the paper's form, its
   *paper-form projection*: the least-squares ``a = c1 q + c2 q^2`` on the same normalised
@@ -218,6 +229,57 @@ def equilibrium_capacitors(ds, n_table: int = 200):
     return v, np.array(shapes), np.array(C)
 
 
+def node_potentials(ds, equilibrium):
+    """Circuit node potential of every region (V, (time, slit)) of an mPNP run.
+
+    An NCM node's capacitor holds ``q_k = q_k^eq(phi_m - V_k)``, with ``q_k^eq`` the
+    node's equilibrium charge against the electrode potential (the charging half of the
+    slow sweep ``equilibrium``). Inverting it on the run's own charges gives
+    ``V_k(t) = phi_m(t) - (q_k^eq)^-1(q_k(t))``: the potential of the ions' "wire" at
+    node k as the circuit defines it. It is 0 (the bulk) at equilibrium, where the
+    mid-slit electrostatic potential is not (the overlapping double layers carry a
+    Donnan-like offset of up to ~0.28 V), so links built on it are not biased by offsets
+    that no resistor produces. Charges beyond the table's last value map to its end.
+    """
+    phi_eq = np.asarray(equilibrium["electrode_potential"])
+    q_eq = -np.asarray(equilibrium["slit_charge"])
+    half = int(np.argmax(phi_eq)) + 1
+    phi = np.asarray(ds["electrode_potential"])
+    q = -np.asarray(ds["slit_charge"])
+    if q.shape[1] != q_eq.shape[1]:
+        raise ValueError(f"the equilibrium sweep has {q_eq.shape[1]} regions, the run {q.shape[1]}")
+    out = np.empty_like(q)
+    for k in range(q.shape[1]):
+        curve = np.maximum.accumulate(q_eq[:half, k])
+        curve = curve + 1e-12 * np.max(np.abs(curve)) * np.arange(half)  # strictly increasing for interp
+        out[:, k] = phi - np.sign(q[:, k]) * np.interp(np.abs(q[:, k]), curve, phi_eq[:half])
+    return out
+
+
+def open_space_law(ds, node_potential):
+    """The open-space branch's law from an mPNP run: ``V_0 = I R_open (1 - gamma_open Q_e / Q_e^max)``.
+
+    Least squares in the discovery's integral form (charging half-cycle):
+    ``int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))``, ``Q_e = int I dt``.
+    Returns ``(R_open (ohm m^2), gamma_open, Q_e^max (C/m^2), r2)``.
+    """
+    from scipy.integrate import cumulative_trapezoid
+
+    t = np.asarray(ds["time"])
+    current = np.asarray(ds["current_density"])
+    phi = np.asarray(ds["electrode_potential"])
+    half = int(np.argmax(phi)) + 1
+    Q = cumulative_trapezoid(current[:half], t[:half], initial=0.0)
+    A = cumulative_trapezoid(node_potential[:half, 0], t[:half], initial=0.0)
+    q_max = float(np.max(Q))
+    if not q_max > 0:
+        raise ValueError("no charge passes the open space while charging")
+    M = np.stack([Q, Q ** 2 / (2.0 * q_max)], axis=1)
+    (R, b), *_ = np.linalg.lstsq(M, A, rcond=None)
+    r2 = 1.0 - float(np.sum((M @ np.array([R, b]) - A) ** 2) / np.sum((A - A.mean()) ** 2))
+    return float(R), float(-b / R), q_max, r2
+
+
 def _separator_resistance(attrs):
     """Ohmic resistance (ohm m^2) of the separator's bulk electrolyte, L / kappa."""
     from jaxpnp._electrolyte import BOLTZMANN, ELEMENTARY_CHARGE
@@ -329,10 +391,10 @@ def paper_form_projection(prepared, link):
     return ratio * c1, -2.0 * c2 / c1, r2
 
 
-def discover_run(ds, config, progress=True):
+def discover_run(ds, config, progress=True, potential="slit_potential"):
     import discovery
 
-    result = discovery.trans_slit_law(ds, engine=config.engine, slits="all", seed=0,
+    result = discovery.trans_slit_law(ds, engine=config.engine, slits="all", seed=0, potential=potential,
                                       **config.discovery_options)
     prepared = result.prepared
     t_charge_end = float(prepared.attrs["charging_end_s"]) - float(prepared.attrs["charging_start_s"])
@@ -434,8 +496,10 @@ def build_ncm(circuit, R_c, gamma, n_slits=None, per_slit=True, links=None):
         capacitor = circuits.TabulatedCapacitor(np.asarray(circuit["capacitor_voltage_V"]), shapes)
     if np.ndim(R_c) == 0:
         R_c, gamma = float(R_c), float(np.clip(gamma, 0.0, 1.0))
+    open_law = dict(gamma_open=circuit["gamma_open"], q_max_open=circuit["q_max_open"]) \
+        if (same and "gamma_open" in circuit) else {}
     return circuits.NCM(n, circuit["R_open"], circuit["C_open"], C_slit, R_c, gamma, q_max=q_max,
-                        capacitor=capacitor, allow_gamma_outside_unit=allow)
+                        capacitor=capacitor, allow_gamma_outside_unit=allow, **open_law)
 
 
 # ---------------------------------------------------------------------------
@@ -542,11 +606,36 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             if paper is None or disc0 is None:
                 raise RuntimeError("needs the paper-case mPNP run and its discovered law")
             circ = extract_circuit(paper, disc0, equilibrium)
-            state["circuit"] = circ
             cv = protocol_for(config)
             times = np.asarray(paper["time"])
+            sims, extra = {}, {}
+            links = disc0["links"]
+            if equilibrium is not None:
+                # the circuit's own node potentials: laws of every element on them
+                V = node_potentials(paper, equilibrium)
+                node_ds = paper.assign(node_potential=(("time", "slit"), V, dict(
+                    units="V", long_name="circuit node potential phi_m - (q^eq)^-1(q) (0 at equilibrium)")))
+                node_ds[["node_potential"]].to_netcdf(outdir / "data" / f"node_potential_d{d0:g}nm.nc",
+                                                      engine="h5netcdf")
+                # the paper's NCM recipe on the mid-slit potentials, kept beside it
+                mid = build_ncm(circ, disc0["R_c"], disc0["gamma"], links=links)
+                sim_mid = circuits.simulate(mid, cv, times=times)
+                extra["nrmse_midslit_laws"] = nrmse(sim_mid["current_density"], paper["current_density"])
+                R_o, g_o, q_o, r2_o = open_space_law(paper, V)
+                _log(f"node-potential laws: open space R_open {R_o:.3g} ohm m^2, gamma_open {g_o:.3g}", progress)
+                _, disc_node = discover_run(node_ds, config, progress, potential="node_potential")
+                links = disc_node["links"]
+                circ = dict(circ, R_open=R_o, gamma_open=g_o, q_max_open=q_o, open_law_r2=r2_o,
+                            R_open_source=("open-space law on the node potential, least squares "
+                                           "int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))"),
+                            link_voltage="node potential")
+                extra["node_links"] = {i: {k: v[k] for k in ("expression", "R_c", "gamma", "paper_form",
+                                                             "projection_r2", "r2")} for i, v in links.items()}
+                sims["NCM: every element's law on the circuit node potentials"] = None
+                sims["NCM: mid-slit laws (paper's trans-slit voltage), ohmic R_open"] = sim_mid
+            state["circuit"] = circ
             # each link its own discovered law (the open-space link 0 differs from the inner ones)
-            model = build_ncm(circ, disc0["R_c"], disc0["gamma"], links=disc0["links"])
+            model = build_ncm(circ, disc0["R_c"], disc0["gamma"], links=links)
             t0 = time.perf_counter()
             sim = circuits.simulate(model, cv, times=times)
             state["ncm_first_call_s"] = time.perf_counter() - t0
@@ -558,7 +647,8 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                              / np.max(np.abs(np.asarray(paper["current_density"]))))
             # diagnostic: the same NCM with its storage/open-space elements calibrated on the CV
             # (R_c and gamma held at the discovered values)
-            sims = {"NCM (each link's discovered law; extracted C, R_open)": sim}
+            label = next(iter(sims), "NCM (each link's discovered law; extracted C, R_open)")
+            sims[label] = sim
             err_cal, cal_params = None, None
             if config.calibrate:
                 cal = circuits.fit(model, paper, params=("R_open", "C_open", "C_slit"), protocol=cv,
@@ -580,11 +670,16 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             sim.to_netcdf(outdir / "data" / "ncm_vs_mpnp.nc", engine="h5netcdf")
             figures.ncm_vs_mpnp(paper, sims, outdir / "figures" / "fig3c_ncm_vs_mpnp.png")
             return dict(nrmse=err, nrmse_of_peak=err_peak, nrmse_calibrated=err_cal, nrmse_linear=err_linear, circuit=circ,
-                        calibrated_params=cal_params, model=model.parameters())
+                        calibrated_params=cal_params, model=model.parameters(), **extra)
 
         R["ncm"] = steps.run("ncm", ncm_vs_mpnp)
         if R["ncm"]:
             S["ncm_vs_mpnp_nrmse"] = R["ncm"]["nrmse"]
+            node = {i: v for i, v in (R["ncm"].get("node_links") or {}).items() if int(i) >= 1}
+            if node:  # the NCM's own link laws (node potentials), inner-link mean, beside the paper's
+                S["discovered_node_potential"] = dict(
+                    R_c=float(np.mean([v["R_c"] for v in node.values()])),
+                    gamma=float(np.mean([v["gamma"] for v in node.values()])), units={"R_c": "ohm m^2"})
 
         # 5. the fitting route
         def fitting():
