@@ -302,7 +302,7 @@ class AbstractLadder(eqx.Module):
         return jnp.asarray(self.R_open) + 0.0 * electrode_charge
 
     def has_open_law(self) -> bool:
-        """Whether the open-space resistance depends on the charge (only the Rosenbrock-free path supports it)."""
+        """Whether the open-space resistance depends on the charge (then only ``method="adaptive"`` solves it)."""
         return False
 
     def linear_resistances(self) -> Float[Array, " n"]:

@@ -208,20 +208,25 @@ def run_equilibrium(config, outdir: Path, progress=True):
                            checkpoint_path=str(path))
 
 
+def _charging_half(ds):
+    """``(phi_m, q)`` of a sweep up to its vertex: electrode potential (V), electrode-side node charges (C/m^2)."""
+    phi = np.asarray(ds["electrode_potential"])
+    half = int(np.argmax(phi)) + 1
+    return phi[:half], -np.asarray(ds["slit_charge"])[:half]
+
+
 def equilibrium_capacitors(ds, n_table: int = 200):
     """Per-node equilibrium charge curves from a slow sweep's charging half.
 
     Returns ``(voltage_V (m,), shape_V (n+1, m), C (n+1,))`` for
     ``circuits.TabulatedCapacitor``: ``q_k = C_k shape_k(v)``, ``C_k`` the chord at the vertex.
     """
-    phi = np.asarray(ds["electrode_potential"])
-    q = -np.asarray(ds["slit_charge"])  # electrode side
-    half = int(np.argmax(phi)) + 1
-    v = np.linspace(0.0, float(phi[half - 1]), n_table)
+    phi, q = _charging_half(ds)
+    v = np.linspace(0.0, float(phi[-1]), n_table)
     shapes, C = [], []
     for k in range(q.shape[1]):
-        qk = np.maximum.accumulate(np.maximum(q[:half, k], 0.0))  # monotone charging curve
-        curve = np.interp(v, phi[:half], qk)
+        qk = np.maximum.accumulate(np.maximum(q[:, k], 0.0))  # monotone charging curve
+        curve = np.interp(v, phi, qk)
         curve = curve - curve[0] + 1e-9 * np.max(curve) * np.arange(n_table)  # start at 0, strictly increasing
         c = curve[-1] / v[-1]
         shapes.append(curve / c)
@@ -241,18 +246,16 @@ def node_potentials(ds, equilibrium):
     Donnan-like offset of up to ~0.28 V), so links built on it are not biased by offsets
     that no resistor produces. Charges beyond the table's last value map to its end.
     """
-    phi_eq = np.asarray(equilibrium["electrode_potential"])
-    q_eq = -np.asarray(equilibrium["slit_charge"])
-    half = int(np.argmax(phi_eq)) + 1
+    phi_eq, q_eq = _charging_half(equilibrium)
     phi = np.asarray(ds["electrode_potential"])
     q = -np.asarray(ds["slit_charge"])
     if q.shape[1] != q_eq.shape[1]:
         raise ValueError(f"the equilibrium sweep has {q_eq.shape[1]} regions, the run {q.shape[1]}")
     out = np.empty_like(q)
     for k in range(q.shape[1]):
-        curve = np.maximum.accumulate(q_eq[:half, k])
-        curve = curve + 1e-12 * np.max(np.abs(curve)) * np.arange(half)  # strictly increasing for interp
-        out[:, k] = phi - np.sign(q[:, k]) * np.interp(np.abs(q[:, k]), curve, phi_eq[:half])
+        curve = np.maximum.accumulate(q_eq[:, k])
+        curve = curve + 1e-12 * np.max(np.abs(curve)) * np.arange(curve.size)  # strictly increasing for interp
+        out[:, k] = phi - np.sign(q[:, k]) * np.interp(np.abs(q[:, k]), curve, phi_eq)
     return out
 
 
@@ -274,10 +277,8 @@ def open_space_law(ds, node_potential):
     q_max = float(np.max(Q))
     if not q_max > 0:
         raise ValueError("no charge passes the open space while charging")
-    M = np.stack([Q, Q ** 2 / (2.0 * q_max)], axis=1)
-    (R, b), *_ = np.linalg.lstsq(M, A, rcond=None)
-    r2 = 1.0 - float(np.sum((M @ np.array([R, b]) - A) ** 2) / np.sum((A - A.mean()) ** 2))
-    return float(R), float(-b / R), q_max, r2
+    c1, c2, r2 = _quadratic_integral_fit(Q, A)
+    return c1, -2.0 * c2 * q_max / c1, q_max, r2
 
 
 def _separator_resistance(attrs):
@@ -380,13 +381,18 @@ def flux_analysis(ds):
 # step 3: discovery
 
 
+def _quadratic_integral_fit(q, a):
+    """Least squares ``a = c1 q + c2 q^2`` (the paper's law in integral form) -> ``(c1, c2, r2)``."""
+    M = np.stack([q, q ** 2], axis=1)
+    (c1, c2), *_ = np.linalg.lstsq(M, a, rcond=None)
+    r2 = 1.0 - float(np.sum((M @ np.array([c1, c2]) - a) ** 2) / np.sum((a - a.mean()) ** 2))
+    return float(c1), float(c2), r2
+
+
 def paper_form_projection(prepared, link):
     """Least-squares ``a = c1 q + c2 q^2`` on a link's normalised integrals -> (R_c, gamma, r2)."""
     p = prepared.sel(link=link)
-    q, a = np.asarray(p["charge"]), np.asarray(p["voltage_integral"])
-    A = np.stack([q, q ** 2], axis=1)
-    (c1, c2), *_ = np.linalg.lstsq(A, a, rcond=None)
-    r2 = 1.0 - float(np.sum((A @ np.array([c1, c2]) - a) ** 2) / np.sum((a - a.mean()) ** 2))
+    c1, c2, r2 = _quadratic_integral_fit(np.asarray(p["charge"]), np.asarray(p["voltage_integral"]))
     ratio = float(p["voltage_integral_scale"]) / float(p["charge_scale"])
     return ratio * c1, -2.0 * c2 / c1, r2
 
@@ -608,8 +614,9 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
             circ = extract_circuit(paper, disc0, equilibrium)
             cv = protocol_for(config)
             times = np.asarray(paper["time"])
-            sims, extra = {}, {}
+            extra = {}
             links = disc0["links"]
+            headline, sim_mid = "NCM (each link's discovered law; extracted C, R_open)", None
             if equilibrium is not None:
                 # the circuit's own node potentials: laws of every element on them
                 V = node_potentials(paper, equilibrium)
@@ -631,8 +638,8 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                             link_voltage="node potential")
                 extra["node_links"] = {i: {k: v[k] for k in ("expression", "R_c", "gamma", "paper_form",
                                                              "projection_r2", "r2")} for i, v in links.items()}
-                sims["NCM: every element's law on the circuit node potentials"] = None
-                sims["NCM: mid-slit laws (paper's trans-slit voltage), ohmic R_open"] = sim_mid
+                headline = "NCM: every element's law on the circuit node potentials"
+                mid_label = "NCM: mid-slit laws (paper's trans-slit voltage), ohmic R_open"
             state["circuit"] = circ
             # each link its own discovered law (the open-space link 0 differs from the inner ones)
             model = build_ncm(circ, disc0["R_c"], disc0["gamma"], links=links)
@@ -647,8 +654,9 @@ def reproduce(outdir="reproduce_out", config: ReproduceConfig | None = None, *, 
                              / np.max(np.abs(np.asarray(paper["current_density"]))))
             # diagnostic: the same NCM with its storage/open-space elements calibrated on the CV
             # (R_c and gamma held at the discovered values)
-            label = next(iter(sims), "NCM (each link's discovered law; extracted C, R_open)")
-            sims[label] = sim
+            sims = {headline: sim}
+            if sim_mid is not None:
+                sims[mid_label] = sim_mid
             err_cal, cal_params = None, None
             if config.calibrate:
                 cal = circuits.fit(model, paper, params=("R_open", "C_open", "C_slit"), protocol=cv,
