@@ -17,12 +17,25 @@ from ._ncm import (
     TabulatedCapacitor,
 )
 from ._fit import FitResult, fit, infer_protocol
+from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
+                    IonContentLinks, SaltNCM, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, to_dataset
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "AbstractSaltLinks",
+    "AbstractSaltStorage",
+    "CapacitorStorage",
+    "ChargeLawLinks",
+    "DonnanStorage",
+    "IonContentLinks",
+    "SaltNCM",
+    "SaltSolution",
+    "salt_to_dataset",
+    "simulate_salt",
+    "solve_salt",
     "AbstractCapacitor",
     "BikermanCapacitor",
     "LinearCapacitor",
