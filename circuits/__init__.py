@@ -18,7 +18,7 @@ from ._ncm import (
 )
 from ._fit import FitResult, fit, infer_protocol
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
-                    IonContentLinks, SaltNCM, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
+                    IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, to_dataset
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
@@ -31,7 +31,9 @@ __all__ = [
     "ChargeLawLinks",
     "DonnanStorage",
     "IonContentLinks",
+    "PlanarStorage",
     "SaltNCM",
+    "SplitStorage",
     "SaltSolution",
     "salt_to_dataset",
     "simulate_salt",

@@ -134,6 +134,78 @@ class DonnanStorage(AbstractSaltStorage):
         return q, N, u
 
 
+_GL_X, _GL_W = np.polynomial.legendre.leggauss(32)
+
+
+class PlanarStorage(AbstractSaltStorage):
+    """Planar Bikerman (steric Gouy-Chapman) double layer, e.g. the open space in front of the electrode.
+
+    Per node: ``area`` (double-layer area per projected area, -), ``neutral_volume_m`` (m,
+    salt at the reservoir concentration), ``stern_capacitance_F_m2`` (None: no Stern
+    layer). ``p`` is the diffuse-layer potential over V_T; with ``nu = 2 a^3 c N_A`` and
+    ``lambda_D(c)`` (``permittivity_F_m``):
+
+        q = area 2 F c lambda_D sign(p) sqrt((2/nu) ln(1 + 2 nu sinh^2(p/2)))   (PHYSICS.md 1)
+        N = area c lambda_D int_0^p 4 (1 - nu) sinh^2(t/2) / ((1 + 2 nu sinh^2(t/2)) phi'(t)) dt + 2 c neutral_volume
+        u = V_T p + q / stern_capacitance
+
+    (the excess ions of the layer, by 32-point Gauss-Legendre quadrature).
+    """
+
+    area: Any = eqx.field(converter=_as_param)
+    neutral_volume_m: Any = eqx.field(converter=_as_param, default=0.0)
+    stern_capacitance_F_m2: Any = eqx.field(converter=_as_param, default=None)
+    permittivity_F_m: Any = eqx.field(converter=_as_param, default=78.5 * 8.8541878128e-12)
+
+    def __check_init__(self):
+        n = None if _is_traced(self.area) else int(np.size(self.area))
+        if n is not None:
+            _check_param("PlanarStorage", "area", self.area, n, positive=True)
+            _check_param("PlanarStorage", "neutral_volume_m", self.neutral_volume_m, n, positive=False, lower=0.0)
+            _check_param("PlanarStorage", "stern_capacitance_F_m2", self.stern_capacitance_F_m2, n, positive=True)
+            _check_param("PlanarStorage", "permittivity_F_m", self.permittivity_F_m, 1, positive=True)
+
+    def n_nodes(self):
+        return None if _is_traced(self.area) else int(np.size(self.area))
+
+    def state(self, p, c, env):
+        nu = 2.0 * env.a ** 3 * AVOGADRO * c
+        lam = jnp.sqrt(self.permittivity_F_m * env.V_T / (2.0 * FARADAY * c))
+
+        def g(t):  # sign(t) sqrt((2/nu) ln(1 + 2 nu sinh^2(t/2))) in a form smooth at t = 0
+            s = jnp.sinh(0.5 * t)
+            w = 2.0 * nu * s * s
+            ratio = jnp.where(w > 1e-12, jnp.log1p(w) / jnp.where(w > 1e-12, w, 1.0), 1.0 - 0.5 * w)
+            return 2.0 * s * jnp.sqrt(ratio), s, ratio
+
+        gp, _, _ = g(p)
+        q = self.area * 2.0 * FARADAY * c * lam * gp
+        t = 0.5 * (jnp.asarray(_GL_X)[:, None] + 1.0) * p[None, :]
+        _, st, ratio = g(t)
+        integrand = 2.0 * (1.0 - nu) * st / ((1.0 + 2.0 * nu * st * st) * jnp.sqrt(ratio))
+        excess = jnp.sum(0.5 * jnp.asarray(_GL_W)[:, None] * p[None, :] * integrand, axis=0)
+        N = self.area * c * lam * excess + 2.0 * c * self.neutral_volume_m
+        u = env.V_T * p if self.stern_capacitance_F_m2 is None else env.V_T * p + q / self.stern_capacitance_F_m2
+        return q, N, u
+
+
+class SplitStorage(AbstractSaltStorage):
+    """Node 0 (the open space) by one storage law, the slits 1..n by another."""
+
+    open_space: AbstractSaltStorage
+    slits: AbstractSaltStorage
+
+    def n_nodes(self):
+        m = self.slits.n_nodes()
+        return None if m is None else m + 1
+
+    def state(self, p, c, env):
+        a = self.open_space.state(p[:1], c[:1], env)
+        b = self.slits.state(p[1:], c[1:], env)
+        return tuple(jnp.concatenate([jnp.broadcast_to(x, (1,)), jnp.broadcast_to(y, p[1:].shape)])
+                     for x, y in zip(a, b))
+
+
 class CapacitorStorage(AbstractSaltStorage):
     """The NCM's node: a capacitor law ``q = law.charge(u, C)`` whose charge ignores salt.
 
@@ -185,14 +257,22 @@ class IonContentLinks(AbstractSaltLinks):
 
     R_c: Any = eqx.field(converter=_as_param)
     content0: Any = eqx.field(converter=_as_param)  # (n+1,) N_k at the uncharged state (mol/m^2)
+    # how node 0 (the open space) feeds link 0: "bulk" (its neutral electrolyte at its
+    # concentration c_0, weighted like slit 1 at rest: the path starts in bulk electrolyte) or
+    # "content" (its own ion content, like the slits)
+    open_space: Literal["bulk", "content"] = eqx.field(static=True, default="bulk")
 
-    def conductances(self, q, N, share_plus, env):
+    def conductances(self, q, N, share_plus, env, c=None):
         g0p, g0m = _split(self.R_c, share_plus, env)
         n0 = 0.5 * jnp.asarray(self.content0)
+        if self.open_space == "bulk":
+            n0 = n0.at[0].set(n0[1])
         h0 = 2.0 * n0[:-1] * n0[1:] / (n0[:-1] + n0[1:])
         out = []
         for sign, g0 in ((-1.0, g0p), (1.0, g0m)):
             n = jnp.maximum(0.5 * (N + sign * q / FARADAY), 1e-30)
+            if self.open_space == "bulk":
+                n = n.at[0].set(n0[1] * c[0] / env.c0)
             h = 2.0 * n[:-1] * n[1:] / (n[:-1] + n[1:])
             out.append(g0 * h / h0)
         return out[0], out[1]
@@ -210,7 +290,7 @@ class ChargeLawLinks(AbstractSaltLinks):
     q_max: Any = eqx.field(converter=_as_param, default=1.0)
     floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
 
-    def conductances(self, q, N, share_plus, env):
+    def conductances(self, q, N, share_plus, env, c=None):
         Q = jnp.cumsum(q[::-1])[::-1][1:]
         R = self.R_c * jnp.maximum(1.0 - self.gamma * Q / self.q_max, self.floor)
         return _split(R, share_plus, env)
@@ -300,10 +380,17 @@ class SaltNCM(eqx.Module):
         return jnp.asarray(self.separator_m) * env.V_T / (FARADAY * env.c0 * (dp + dm))
 
     def _segments(self):
+        """Segment lengths (m+1,) and node volumes (m,) of the separator line (m).
+
+        Node j (1..m) sits at ``(j - 1/2) L / m`` from the mid-plane; the last node's cell is
+        cut in half: the other half belongs to node 0 (see :func:`separator_volume_in_line`),
+        whose salt capacity keeps the open-space node thermodynamically stable.
+        """
         m = self.separator_nodes
         L = jnp.asarray(self.separator_m)
         lengths = jnp.concatenate([jnp.full((1,), 0.5), jnp.ones((m - 1,)), jnp.full((1,), 0.5)]) * L / m
-        return lengths, L / m  # segment lengths (m+1,), node volume (m)
+        vol = jnp.concatenate([jnp.ones((m - 1,)), jnp.full((1,), 0.5)]) * L / m
+        return lengths, vol
 
     # ---- the circuit at one state -----------------------------------------
     def _unpack(self, y):
@@ -334,7 +421,7 @@ class SaltNCM(eqx.Module):
         lam = env.log_activity(c)
         share = self.cation_share()
         # links between electrode nodes: outward fluxes i+1 -> i
-        gp, gm = self.links.conductances(q, N, share, env)
+        gp, gm = self.links.conductances(q, N, share, env, c)
         dpsi, dlam = psi[1:] - psi[:-1], lam[1:] - lam[:-1]
         fp, fm = gp * (dpsi + dlam), gm * (-dpsi + dlam)
         link_current = FARADAY * (fp - fm)
@@ -429,6 +516,14 @@ class SaltNCM(eqx.Module):
 # ----------------------------------------------------------------------------
 # integration
 # ----------------------------------------------------------------------------
+
+
+def separator_volume_in_line(separator_m, separator_nodes):
+    """Separator volume (m per projected area) the line's neutral nodes hold: ``L (1 - 1/(2m))``.
+
+    The remaining ``L / (2m)`` is bulk electrolyte that storage laws put in node 0's neutral volume.
+    """
+    return float(separator_m) * (1.0 - 0.5 / int(separator_nodes))
 
 
 class SaltSolution(eqx.Module):
