@@ -18,7 +18,7 @@ from ._ncm import (
 )
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
-from ._simulate import Solution, simulate, solve, to_dataset
+from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
@@ -46,5 +46,6 @@ __all__ = [
     "plot",
     "simulate",
     "solve",
+    "step_grid",
     "to_dataset",
 ]
