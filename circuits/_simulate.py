@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from jaxpnp import float64
+from jaxpnp import float64, protocol_attrs
 
 from ._drive import Drive, drive_from_protocol
 from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
@@ -335,14 +335,6 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
                                  jnp.asarray(out_index), int(batch_chunk), str(batch_dtype))
 
 
-def _protocol_attrs(protocol) -> dict:
-    attrs = {"protocol": type(protocol).__name__}
-    for name, value in vars(protocol).items():
-        if isinstance(value, (int, float, str, np.floating, np.integer)):
-            attrs[f"protocol_{name}"] = value if not isinstance(value, np.generic) else value.item()
-    return attrs
-
-
 def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra_attrs) -> xr.Dataset:
     """Pack a concrete :class:`Solution` into the mPNP solver's Dataset layout (SI, units in attrs)."""
     s = jax.tree_util.tree_map(np.asarray, solution)
@@ -371,7 +363,7 @@ def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra
     )
     ds.attrs.update({k: (str(v) if isinstance(v, list) else v) for k, v in model.parameters().items()})
     if protocol is not None:
-        ds.attrs.update(_protocol_attrs(protocol))
+        ds.attrs.update(protocol_attrs(protocol))
     ds.attrs.update(extra_attrs)
     return ds
 

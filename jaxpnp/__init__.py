@@ -5,6 +5,7 @@ from ._geometry import Electrode
 from ._io import load, read_config, save
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 
 __all__ = [
@@ -19,6 +20,8 @@ __all__ = [
     "differentiable_run",
     "float64",
     "load",
+    "protocol_attrs",
+    "protocol_from_attrs",
     "read_config",
     "save",
     "simulate",
