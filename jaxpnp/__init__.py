@@ -1,6 +1,7 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
 from ._electrolyte import Electrolyte
+from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
 from ._io import load, read_config, save
 from ._precision import float64
@@ -13,11 +14,13 @@ __all__ = [
     "CV",
     "Electrode",
     "Electrolyte",
+    "EquilibriumError",
     "Galvanostatic",
     "PotentialStep",
     "SimulationError",
     "build_model",
     "differentiable_run",
+    "equilibrium",
     "float64",
     "load",
     "protocol_attrs",
