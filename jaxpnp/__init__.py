@@ -6,6 +6,7 @@ from ._geometry import Electrode
 from ._io import load, read_config, save
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 
 __all__ = [
@@ -22,6 +23,8 @@ __all__ = [
     "equilibrium",
     "float64",
     "load",
+    "protocol_attrs",
+    "protocol_from_attrs",
     "read_config",
     "save",
     "simulate",
