@@ -16,11 +16,13 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
+from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+                       from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
                     IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._impedance import equilibrium_resistances, impedance
-from ._simulate import Solution, simulate, solve, to_dataset
+from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
@@ -38,6 +40,15 @@ __all__ = [
     "salt_to_dataset",
     "simulate_salt",
     "solve_salt",
+    "Extraction",
+    "OpenSpaceLaw",
+    "equilibrium_capacitor",
+    "equilibrium_curves",
+    "extract",
+    "from_mpnp",
+    "node_potentials",
+    "open_space_law",
+    "separator_resistance",
     "AbstractCapacitor",
     "BikermanCapacitor",
     "LinearCapacitor",
@@ -61,5 +72,6 @@ __all__ = [
     "plot",
     "simulate",
     "solve",
+    "step_grid",
     "to_dataset",
 ]

@@ -2,7 +2,10 @@
 
     jaxpnp simulate CONFIG.toml -o run.nc     one mPNP run from a TOML description
     jaxpnp reproduce [--quick] [-o DIR]       the paper's chain: mPNP -> discovery -> NCM -> report
-    jaxpnp bench [--quick]                    every benchmark script in benchmarks/ (run_all.py)
+
+Benchmarks are scripts of the source checkout: ``python benchmarks/run_all.py [--quick]``.
+The CLI is the application layer: it imports the core and the reproduce pipeline (which
+imports circuits and discovery) at module top; nothing in the core imports it.
 
 Exit codes: 0 success, 1 a run that failed while computing (the partial result is
 kept where possible), 2 bad input (unreadable or invalid configuration, bad
@@ -14,10 +17,14 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import numpy as np
+
+import jaxpnp
+from jaxpnp.reproduce import reproduce
 
 
 class _UsageError(Exception):
@@ -42,8 +49,6 @@ _SIMULATE_KWARGS = {
 
 def _load_config(path: str):
     """(electrolyte, electrode, protocol, kwargs) or _UsageError with a one-line reason."""
-    import jaxpnp
-
     if not os.path.isfile(path):
         raise _UsageError(f"config file not found: {path}")
     try:
@@ -70,8 +75,6 @@ def _one_line(err: BaseException) -> str:
 
 
 def _summary(ds) -> str:
-    import numpy as np
-
     t = np.asarray(ds["time"])
     lines = [
         f"  time points     : {t.size} over {t[-1] * 1e9 if t.size else 0.0:.4g} ns",
@@ -99,8 +102,6 @@ def cmd_simulate(args) -> int:
         electrolyte, electrode, protocol, kwargs = _load_config(args.config)
     except _UsageError as err:
         return _fail(str(err))
-    import jaxpnp
-
     out = Path(args.output)
     if out.parent and not out.parent.exists():
         return _fail(f"output directory does not exist: {out.parent}")
@@ -127,8 +128,6 @@ def cmd_simulate(args) -> int:
 # ---------------------------------------------------------------------------
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-
     try:
         summary = reproduce(args.output, quick=args.quick, progress=not args.no_progress,
                             engine=args.engine)
@@ -145,28 +144,6 @@ def cmd_reproduce(args) -> int:
         print(f"steps that failed (see REPORT.md): {', '.join(failed)}", file=sys.stderr)
         return 1
     return 0
-
-
-# ---------------------------------------------------------------------------
-# bench
-# ---------------------------------------------------------------------------
-
-def _benchmarks_dir() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        cand = base / "benchmarks" / "run_all.py"
-        if cand.is_file():
-            return cand.parent
-    return None
-
-
-def cmd_bench(args) -> int:
-    where = _benchmarks_dir()
-    if where is None:
-        return _fail("benchmarks/run_all.py not found (run from a source checkout)")
-    cmd = [sys.executable, str(where / "run_all.py")]
-    if args.quick:
-        cmd.append("--quick")
-    return subprocess.call(cmd)
 
 
 # ---------------------------------------------------------------------------
@@ -188,10 +165,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="operon", help="discovery engine: operon, sparse, pysr, auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
-
-    p = sub.add_parser("bench", help="run benchmarks/run_all.py")
-    p.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    p.set_defaults(func=cmd_bench)
     return parser
 
 
