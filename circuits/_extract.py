@@ -34,8 +34,9 @@ import discovery
 import jaxpnp
 
 from ._ncm import NCM, TabulatedCapacitor
+from ._salt_extract import salt_ncm_from_mpnp
 
-KINDS = ("ncm",)  # kind="salt" (circuits.SaltNCM) is wired by its own module
+KINDS = ("ncm", "salt")  # kind="salt": circuits.SaltNCM, built by _salt_extract
 
 
 def _charging(ds):
@@ -267,8 +268,16 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
     """The circuit model of an mPNP Dataset, nothing fitted to its CV (``extract(...).model``).
 
     ``kind="ncm"``: :class:`NCM` (see :func:`extract` for ``potential`` and ``options``).
+    ``kind="salt"``: :class:`SaltNCM` (``circuits._salt_extract.salt_ncm_from_mpnp``: storage
+    fitted to the ``equilibrium`` curves, links from the run's small-charge trans-slit data;
+    options ``R_c``, ``separator_nodes``, ``boundary``, ``linear_V``).
     """
     if kind not in KINDS:
         raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(KINDS)}"
                          + (" (the salt-aware model is not wired yet)" if kind == "salt" else ""))
+    if kind == "salt":
+        if equilibrium is None:
+            raise ValueError("from_mpnp(kind='salt') needs equilibrium= (jaxpnp.equilibrium Dataset(s), "
+                             "reservoir boundary; several bulk concentrations welcome)")
+        return salt_ncm_from_mpnp(ds, equilibrium=equilibrium, **options)[0]
     return extract(ds, equilibrium=equilibrium, potential=potential, **options).model

@@ -27,7 +27,15 @@ import jaxpnp
 from jaxpnp import float64
 
 from ._ncm import AbstractLadder
-from ._simulate import solve
+from ._salt import SaltNCM, solve_salt
+from ._simulate import solve as _solve_ladder
+
+
+def solve(model, protocol, **options):
+    """The ladder solver, or :func:`solve_salt` for a :class:`SaltNCM` (both traceable)."""
+    if isinstance(model, SaltNCM):
+        return solve_salt(model, protocol, **options)
+    return _solve_ladder(model, protocol, **options)
 
 _POSITIVE = {"R_open", "C_open", "C_slit", "R_c", "q_max"}
 
@@ -36,7 +44,7 @@ class FitResult(eqx.Module):
     """``model`` (fitted), ``loss_history`` (normalised MSE per Adam step, then polish),
     ``params`` and ``stderr`` (name -> float or list, SI), ``protocol`` used."""
 
-    model: AbstractLadder
+    model: AbstractLadder | SaltNCM
     loss_history: np.ndarray
     params: dict
     stderr: dict

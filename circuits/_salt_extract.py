@@ -8,7 +8,7 @@
 * Separator: length, electrolyte and diffusivities from the run's attributes.
 * Links: the run's own trans-slit data at small charge (``R_c``: least squares of the
   trans-slit voltage between circuit node potentials against the trans-slit current over
-  the first ``linear_fraction`` of each link's charging), the same quantity the
+  charging samples up to ``linear_V``), the same quantity the
   discovered law's ``R_c`` estimates; or ``R_c`` passed in (e.g. from ``discovery``).
   The content dependence of the conductance is then physics, not a fit.
 """
@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -34,15 +35,23 @@ _P_GRID = np.concatenate([np.linspace(0.0, 2.0, 81)[:-1], np.linspace(2.0, 45.0,
 
 def _env(attrs, concentration_M=None):
     c = float(attrs["concentration_M"] if concentration_M is None else concentration_M)
-    return Env(c0=jnp.asarray(c * 1e3), a=jnp.asarray(float(attrs["ion_diameter_nm"]) * 1e-9),
-               V_T=jnp.asarray(float(attrs["thermal_voltage_V"])))
+    return Env(c0=np.float64(c * 1e3), a=np.float64(float(attrs["ion_diameter_nm"]) * 1e-9),
+               V_T=np.float64(float(attrs["thermal_voltage_V"])))
+
+
+@eqx.filter_jit
+def _curves_jit(storage, env, c, p):
+    q, N, u = jax.vmap(lambda pp: storage.state(pp, c, env))(p)
+    return u, q, N
 
 
 def _curves(storage, env, c_M, n):
     """``(u, q, N)`` of every node on the p grid (arrays (P, n)) at bulk concentration ``c_M``."""
-    p = jnp.asarray(np.repeat(_P_GRID[:, None], n, axis=1))
-    c = jnp.full((n,), c_M * 1e3)
-    q, N, u = jax.vmap(lambda pp: storage.state(pp, c, env))(p)
+    with float64():
+        p = jnp.asarray(np.repeat(_P_GRID[:, None], n, axis=1))
+        c = jnp.full((n,), c_M * 1e3)
+        env = Env(c0=jnp.asarray(env.c0), a=jnp.asarray(env.a), V_T=jnp.asarray(env.V_T))
+        u, q, N = _curves_jit(storage, env, c, p)
     return np.asarray(u), np.asarray(q), np.asarray(N)
 
 
@@ -133,12 +142,12 @@ def node_potentials(ds, storage) -> np.ndarray:
     return out
 
 
-def link_resistances(ds, storage, linear_fraction: float = 0.15) -> np.ndarray:
+def link_resistances(ds, storage, linear_V: float = 0.05) -> np.ndarray:
     """Small-charge trans-slit resistance of every link (ohm m^2, (n,)) from an mPNP run.
 
     Least squares ``V_{i+1} - V_i = R_i I_i`` (circuit node potentials, circuit current
-    sign) over the charging samples where the link has passed at most
-    ``linear_fraction`` of its charging-half maximum.
+    sign) over the charging samples with the electrode potential at most ``linear_V``
+    (V; 0.05 V = 2 kT/e is where the slit capacitance is still linear within 10%).
     """
     V = node_potentials(ds, storage)
     I = -np.asarray(ds["trans_slit_current"], float)  # circuit sign: positive charges the deeper node
@@ -149,7 +158,7 @@ def link_resistances(ds, storage, linear_fraction: float = 0.15) -> np.ndarray:
     R = np.empty(n)
     for i in range(n):
         Q = cumulative_trapezoid(I[:half, i], t[:half], initial=0.0)
-        sel = (Q > 0) & (Q <= linear_fraction * np.max(Q))
+        sel = (Q > 0) & (phi[:half] <= linear_V)
         dV = V[:half, i + 1] - V[:half, i]
         R[i] = float(np.sum(dV[sel] * I[:half, i][sel]) / np.sum(I[:half, i][sel] ** 2))
     if not np.all(np.isfinite(R) & (R > 0)):
@@ -158,7 +167,7 @@ def link_resistances(ds, storage, linear_fraction: float = 0.15) -> np.ndarray:
 
 
 def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, boundary=None,
-                       linear_fraction: float = 0.15):
+                       linear_V: float = 0.05):
     """A :class:`SaltNCM` extracted from the mPNP run ``ds`` and its equilibrium curves.
 
     ``equilibrium``: ``jaxpnp.equilibrium`` Dataset(s) of the same electrode (reservoir
@@ -172,7 +181,7 @@ def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, b
         raise ValueError(f"equilibrium has {int(eqs[0].sizes['slit'])} regions, the run {n_regions}")
     storage, misfit = fit_storage(eqs, separator_nodes=separator_nodes)
     if R_c is None:
-        R_c = link_resistances(ds, storage, linear_fraction)
+        R_c = link_resistances(ds, storage, linear_V)
     R_c = np.broadcast_to(np.asarray(R_c, float), (n_regions - 1,)).copy()
     a = ds.attrs
     env = _env(a)
