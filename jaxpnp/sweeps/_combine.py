@@ -15,6 +15,7 @@ from ._task import paths
 
 _LAW_FIELDS = {"R_c": ("ohm m2", "trans-slit law: R_c of R = R_c (1 - gamma Q/Q_max) (NaN: not of that form)"),
                "gamma": ("1", "trans-slit law: gamma (NaN: not of the paper's form)"),
+               "R_0": ("ohm m2", "trans-slit law: resistance at zero transferred charge"),
                "r2": ("1", "R^2 of the discovered integral law")}
 
 
@@ -45,7 +46,7 @@ def open_sweep(outdir) -> xr.Dataset:
     result are NaN and have ``point_status`` 0; ``point_id`` names each point's file.
     Run attributes that differ between points (Debye length, solver statistics) become
     variables over the sweep axes; the common ones stay attributes. With discovery, the
-    per-link ``law_R_c`` (ohm m^2), ``law_gamma``, ``law_r2`` and ``law_expression`` too.
+    per-link ``law_R_c``, ``law_R_0`` (ohm m^2), ``law_gamma``, ``law_r2`` and ``law_expression`` too.
     """
     outdir = Path(outdir)
     spec_path = outdir / SPEC_FILE

@@ -200,6 +200,9 @@ def make_spec(base, over=None, points=None) -> SweepSpec:
     return SweepSpec(base=cfg, kind=kind, dims=dims, axes=axes, points=pts)
 
 
+_OPTIONS = {"discover", "engine", "discover_options", "compilation_cache"}
+
+
 def read_sweep(path):
     """A sweep file -> keyword arguments of :func:`jaxpnp.sweep` (``base``, ``over`` or
     ``points``, and the ``[options]`` table: discover, engine, ...).
@@ -217,10 +220,14 @@ def read_sweep(path):
         raise ValueError(f"unknown key(s) in {path}: {sorted(unknown)}; allowed: base, over, points, options")
     if "base" not in cfg:
         raise ValueError(f"{path}: no base case (base = \"run.toml\" or [base.*] tables)")
+    options = dict(cfg.get("options", {}))
+    bad = set(options) - _OPTIONS
+    if bad:
+        raise ValueError(f"unknown key(s) in [options] of {path}: {sorted(bad)}; allowed: {sorted(_OPTIONS)}")
     base = cfg["base"]
     if isinstance(base, str):
         base = path.parent / base
-    out = dict(base=base, **dict(cfg.get("options", {})))
+    out = dict(base=base, **options)
     if "over" in cfg:
         out["over"] = cfg["over"]
     if "points" in cfg:

@@ -51,7 +51,7 @@ def _spec_json(spec: SweepSpec, discover) -> dict:
 
 
 def sweep(base, over=None, outdir="sweep_out", *, points=None, client=None, workers=None, scheduler=None,
-          discover: bool = False, engine: str = "sparse", engine_options=None, progress: bool = True,
+          discover: bool = False, engine: str = "sparse", discover_options=None, progress: bool = True,
           compilation_cache=None) -> SweepResult:
     """Run ``simulate`` for every point of a parameter sweep, one Dask task per point.
 
@@ -95,7 +95,7 @@ def sweep(base, over=None, outdir="sweep_out", *, points=None, client=None, work
             client.register_plugin(JaxSetup(cache), name=JaxSetup.name)
             single = len(client.scheduler_info().get("workers", {})) == 1
             futures = {client.submit(run_point, p.config, p.parameters, p.point_id, str(outdir),
-                                     discover=discover, engine=engine, engine_options=engine_options,
+                                     discover=discover, engine=engine, discover_options=discover_options,
                                      progress=bool(progress and single), key=f"jaxpnp-point-{p.point_id}",
                                      pure=False): p for p in todo}
             for future in as_completed(futures):

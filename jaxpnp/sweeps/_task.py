@@ -43,25 +43,30 @@ def is_complete(point_id, outdir, discover: bool) -> bool:
     return p["result"].is_file() and (not discover or p["law"].is_file())
 
 
-def law_table(ds: xr.Dataset, engine: str, **engine_options) -> list[dict]:
-    """The trans-slit law of every link of one run: one row per link (SI: R_c in ohm m^2)."""
-    result = discovery.trans_slit_law(ds, engine=engine, **engine_options)
+def law_table(ds: xr.Dataset, engine: str, **discover_options) -> list[dict]:
+    """The trans-slit law of every link of one run: one row per link (SI: R_c and R_0 = R(Q=0)
+    in ohm m^2; R_c, gamma None unless the law has the paper's form)."""
+    result = discovery.trans_slit_law(ds, engine=engine, **discover_options)
     rows = []
     for i, law in result.all_links().items():
         rows.append({"link": int(i), "expression": str(law.law.expression), "form": law.form,
                      "paper_form": bool(law.paper_form), "R_c": _num(law.R_c), "gamma": _num(law.gamma),
+                     "R_0": _num(law.resistance.subs("Q", 0)),
                      "r2": _num(law.r2), "differential_r2": _num(law.differential_r2),
                      "resistance": str(law.resistance)})
     return rows
 
 
 def _num(x):
-    x = float(x)
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return None
     return x if math.isfinite(x) else None
 
 
 def run_point(config: dict, parameters: dict, point_id: str, outdir: str, *, discover: bool = False,
-              engine: str = "sparse", engine_options=None, progress: bool = False) -> dict:
+              engine: str = "sparse", discover_options=None, progress: bool = False) -> dict:
     """Compute one point (the Dask task). Never raises for a bad point: the error goes to
     ``<id>.error.json`` and the returned record; a killed worker's rerun resumes from the
     checkpoint ``<id>.partial.nc``."""
@@ -78,7 +83,7 @@ def run_point(config: dict, parameters: dict, point_id: str, outdir: str, *, dis
             p["partial"].unlink(missing_ok=True)
             record["resumed_from_s"] = float(ds.attrs.get("solver_resumed_from_s", 0.0))
         if discover and not p["law"].is_file():
-            rows = law_table(load(p["result"]), engine, **(engine_options or {}))
+            rows = law_table(load(p["result"]), engine, **(discover_options or {}))
             write_json({"point_id": point_id, "engine": engine, "links": rows}, p["law"])
         p["error"].unlink(missing_ok=True)
         record["status"] = "done"
