@@ -16,13 +16,24 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
+from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+                       from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
-from ._simulate import Solution, simulate, solve, to_dataset
+from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "Extraction",
+    "OpenSpaceLaw",
+    "equilibrium_capacitor",
+    "equilibrium_curves",
+    "extract",
+    "from_mpnp",
+    "node_potentials",
+    "open_space_law",
+    "separator_resistance",
     "AbstractCapacitor",
     "BikermanCapacitor",
     "LinearCapacitor",
@@ -46,5 +57,6 @@ __all__ = [
     "plot",
     "simulate",
     "solve",
+    "step_grid",
     "to_dataset",
 ]

@@ -2,8 +2,11 @@
 
     jaxpnp simulate CONFIG.toml -o run.nc     one mPNP run from a TOML description
     jaxpnp reproduce [--quick] [-o DIR]       the paper's chain: mPNP -> discovery -> NCM -> report
-    jaxpnp bench [--quick]                    every benchmark script in benchmarks/ (run_all.py)
     jaxpnp sweep SWEEP.toml -o DIR            a parameter sweep on Dask [--workers N | --scheduler ADDRESS]
+
+Benchmarks are scripts of the source checkout: ``python benchmarks/run_all.py [--quick]``.
+The CLI is the application layer: it imports the core and the reproduce pipeline (which
+imports circuits and discovery) at module top; nothing in the core imports it.
 
 Exit codes: 0 success, 1 a run that failed while computing (the partial result is
 kept where possible), 2 bad input (unreadable or invalid configuration, bad
@@ -15,10 +18,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import numpy as np
+
+import jaxpnp
+from jaxpnp import sweeps
+from jaxpnp.reproduce import reproduce
 
 
 class _UsageError(Exception):
@@ -43,8 +51,6 @@ _SIMULATE_KWARGS = {
 
 def _load_config(path: str):
     """(electrolyte, electrode, protocol, kwargs) or _UsageError with a one-line reason."""
-    import jaxpnp
-
     if not os.path.isfile(path):
         raise _UsageError(f"config file not found: {path}")
     try:
@@ -71,8 +77,6 @@ def _one_line(err: BaseException) -> str:
 
 
 def _summary(ds) -> str:
-    import numpy as np
-
     t = np.asarray(ds["time"])
     lines = [
         f"  time points     : {t.size} over {t[-1] * 1e9 if t.size else 0.0:.4g} ns",
@@ -100,8 +104,6 @@ def cmd_simulate(args) -> int:
         electrolyte, electrode, protocol, kwargs = _load_config(args.config)
     except _UsageError as err:
         return _fail(str(err))
-    import jaxpnp
-
     out = Path(args.output)
     if out.parent and not out.parent.exists():
         return _fail(f"output directory does not exist: {out.parent}")
@@ -128,8 +130,6 @@ def cmd_simulate(args) -> int:
 # ---------------------------------------------------------------------------
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-
     try:
         summary = reproduce(args.output, quick=args.quick, progress=not args.no_progress,
                             engine=args.engine)
@@ -149,43 +149,19 @@ def cmd_reproduce(args) -> int:
 
 
 # ---------------------------------------------------------------------------
-# bench
-# ---------------------------------------------------------------------------
-
-def _benchmarks_dir() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        cand = base / "benchmarks" / "run_all.py"
-        if cand.is_file():
-            return cand.parent
-    return None
-
-
-def cmd_bench(args) -> int:
-    where = _benchmarks_dir()
-    if where is None:
-        return _fail("benchmarks/run_all.py not found (run from a source checkout)")
-    cmd = [sys.executable, str(where / "run_all.py")]
-    if args.quick:
-        cmd.append("--quick")
-    return subprocess.call(cmd)
-
-
-# ---------------------------------------------------------------------------
 # sweep
 # ---------------------------------------------------------------------------
 
 def cmd_sweep(args) -> int:
-    import jaxpnp
-
     if args.workers is not None and args.scheduler is not None:
         return _fail("give --workers (a local cluster) or --scheduler (a running one), not both")
     try:
-        options = jaxpnp.read_sweep(args.config)
+        options = sweeps.read_sweep(args.config)
         if args.discover:
             options["discover"] = True
         if args.engine is not None:
             options["engine"] = args.engine
-        spec = jaxpnp.sweeps.make_spec(options["base"], options.get("over"), options.get("points"))
+        spec = sweeps.make_spec(options["base"], options.get("over"), options.get("points"))
     except tomllib.TOMLDecodeError as err:
         return _fail(f"{args.config} is not valid TOML: {_one_line(err)}")
     except (ValueError, TypeError) as err:
@@ -193,7 +169,7 @@ def cmd_sweep(args) -> int:
     print(f"jaxpnp sweep: {args.config}: {len(spec.points)} points over {', '.join(spec.dims)} -> {args.output}",
           file=sys.stderr)
     try:
-        result = jaxpnp.sweep(**options, outdir=args.output, workers=args.workers, scheduler=args.scheduler,
+        result = sweeps.sweep(**options, outdir=args.output, workers=args.workers, scheduler=args.scheduler,
                               progress=not args.no_progress)
     except KeyboardInterrupt:
         print(f"\ninterrupted; rerun the same command to resume from the files in {args.output}",
@@ -227,10 +203,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="operon", help="discovery engine: operon, sparse, pysr, auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
-
-    p = sub.add_parser("bench", help="run benchmarks/run_all.py")
-    p.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    p.set_defaults(func=cmd_bench)
 
     p = sub.add_parser("sweep", help="a parameter sweep of mPNP runs on Dask (resumable)")
     p.add_argument("config", help="sweep TOML: base = \"run.toml\" (or [base.*] tables), [over] axes or [[points]]")
