@@ -21,6 +21,7 @@ from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibr
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
+from ._sharding import sharded_vmap
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
@@ -54,6 +55,7 @@ __all__ = [
     "impedance",
     "passed_q_max",
     "peak_map",
+    "sharded_vmap",
     "plot",
     "simulate",
     "solve",
