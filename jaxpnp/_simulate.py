@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from . import _equilibrium  # module import: _equilibrium imports this module too
 from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
 from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
 from ._implicit import NewtonKrylov
@@ -134,6 +135,15 @@ def _traced_protocol(model):
     return eqx.tree_at(lambda m: m.protocol, model, jax.tree_util.tree_map(as_array, model.protocol))
 
 
+def _initial_state(model, protocol, electrolyte):
+    """The discrete equilibrium at the protocol's initial cell voltage (the uniform bulk at 0 V)."""
+    v0 = float(protocol.initial_cell_voltage)
+    if v0 == 0.0:
+        return model.initial_state()
+    phi0 = 0.5 * v0 / float(electrolyte.thermal_voltage_V)
+    return jnp.asarray(_equilibrium.EquilibriumSolver(model).solve(phi0).c)
+
+
 def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0):
     """The discrete model (and its preconditioner) for one configuration."""
     stern = electrode.has_stern_layer
@@ -191,13 +201,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                                      preconditioner_reuse)
         model = _traced_protocol(model)
         tau = float(electrolyte.debye_time_s)
-        v0 = protocol.initial_cell_voltage
-        if abs(v0) > 0:
-            raise NotImplementedError(
-                "protocols must start at 0 V (the uniform bulk is the initial equilibrium); "
-                f"got a start at {v0} V")
         edges, per_segment = _segments(protocol, points_per_cycle, segments_per_sweep)
-        y = model.initial_state()
+        y = _initial_state(model, protocol, electrolyte)
         collected = dict(ts=[], obs=[], ys=[])
         steps = dict(accepted=0, rejected=0)
         snap_t = None if snapshot_times_s is None else np.atleast_1d(np.asarray(snapshot_times_s, float))
@@ -362,6 +367,10 @@ def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol:
     if mode not in ("reverse", "forward"):
         raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
     validate(electrolyte, electrode, protocol, grid_nm, boundary)
+    if _concrete(protocol.initial_cell_voltage) != 0.0:
+        # the equilibrium start is a host-side Newton solve, not traceable (simulate has it)
+        raise NotImplementedError("differentiable_run starts from the uniform bulk at 0 V; got a protocol "
+                                  f"starting at {protocol.initial_cell_voltage} V (use simulate)")
     model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary)
     tau = electrolyte.debye_time_s
     ts = jnp.asarray(times_s) / tau
