@@ -21,6 +21,7 @@ from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_ca
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
+from ._sharding import sharded_vmap
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
@@ -55,6 +56,7 @@ __all__ = [
     "impedance",
     "passed_q_max",
     "peak_map",
+    "sharded_vmap",
     "plot",
     "simulate",
     "solve",

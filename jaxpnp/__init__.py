@@ -33,5 +33,19 @@ __all__ = [
     "save",
     "simulate",
     "validate",
+    # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
+    "open_sweep",
+    "read_sweep",
+    "sweep",
 ]
 __version__ = "0.1.0"
+
+_SWEEPS = ("open_sweep", "read_sweep", "sweep")
+
+
+def __getattr__(name):
+    if name in _SWEEPS:
+        from . import sweeps
+
+        return getattr(sweeps, name)
+    raise AttributeError(f"module 'jaxpnp' has no attribute {name!r}")

@@ -38,6 +38,7 @@ from ._observables import to_dataset
 from ._poisson import _second_difference_x, _second_difference_y, robin_rows
 from ._precision import float64
 from ._protocol import PotentialStep
+from ._protocol_attrs import protocol_attrs
 
 _PSI_CLIP = 300.0  # kT/e; keeps exp/cosh finite on wild Newton trials
 _MAX_STEP = 4.0  # kT/e: largest change of phi_m per continuation step, and of psi per Newton step
@@ -307,8 +308,7 @@ def equilibrium(electrolyte: Electrolyte, electrode: Electrode, potentials_V, *,
             bar.close()
         base = to_dataset(model, electrolyte, electrode, dummy, grid_nm, boundary,
                           dict(ts=[], obs=[], ys=[]), None, {})
-    attrs = {k: v for k, v in base.attrs.items()
-             if k not in ("protocol", "duration_s", "v_step", "v_initial", "rise_time_s")}
+    attrs = {k: v for k, v in base.attrs.items() if k not in protocol_attrs(dummy)}
     attrs.update(title="jaxpnp mPNP half-cell discrete equilibrium",
                  equilibrium_run_time_s=time.perf_counter() - t0)
     a = lambda units, name: dict(units=units, long_name=name)
