@@ -16,13 +16,14 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
-from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
                     IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
+from ._sharding import sharded_vmap
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
@@ -41,6 +42,7 @@ __all__ = [
     "simulate_salt",
     "solve_salt",
     "Extraction",
+    "FROM_MPNP_KINDS",
     "OpenSpaceLaw",
     "equilibrium_capacitor",
     "equilibrium_curves",
@@ -69,6 +71,7 @@ __all__ = [
     "impedance",
     "passed_q_max",
     "peak_map",
+    "sharded_vmap",
     "plot",
     "simulate",
     "solve",
