@@ -27,15 +27,8 @@ import jaxpnp
 from jaxpnp import float64
 
 from ._ncm import AbstractLadder
-from ._salt import SaltNCM, solve_salt
-from ._simulate import solve as _solve_ladder
-
-
-def solve(model, protocol, **options):
-    """The ladder solver, or :func:`solve_salt` for a :class:`SaltNCM` (both traceable)."""
-    if isinstance(model, SaltNCM):
-        return solve_salt(model, protocol, **options)
-    return _solve_ladder(model, protocol, **options)
+from ._salt import SaltNCM
+from ._simulate import solve  # dispatches a SaltNCM to its own solver
 
 _POSITIVE = {"R_open", "C_open", "C_slit", "R_c", "q_max"}
 

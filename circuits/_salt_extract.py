@@ -146,10 +146,13 @@ def link_resistances(ds, storage, linear_V: float = 0.05) -> np.ndarray:
     """Small-charge trans-slit resistance of every link (ohm m^2, (n,)) from an mPNP run.
 
     Least squares ``V_{i+1} - V_i = R_i I_i`` (circuit node potentials, circuit current
-    sign) over the charging samples with the electrode potential at most ``linear_V``
-    (V; 0.05 V = 2 kT/e is where the slit capacitance is still linear within 10%).
+    sign) over the charging samples where the link has passed at most the charge its
+    downstream nodes hold in equilibrium at ``linear_V`` (V; 0.05 V = 2 kT/e is where the
+    slit capacitance is still linear within 10%).
     """
     V = node_potentials(ds, storage)
+    env = _env(ds.attrs)
+    q_lin = _at_potential(storage, env, float(ds.attrs["concentration_M"]), V.shape[1], np.array([linear_V]))[0][0]
     I = -np.asarray(ds["trans_slit_current"], float)  # circuit sign: positive charges the deeper node
     t = np.asarray(ds["time"], float)
     phi = np.asarray(ds["electrode_potential"], float)
@@ -158,7 +161,8 @@ def link_resistances(ds, storage, linear_V: float = 0.05) -> np.ndarray:
     R = np.empty(n)
     for i in range(n):
         Q = cumulative_trapezoid(I[:half, i], t[:half], initial=0.0)
-        sel = (Q > 0) & (phi[:half] <= linear_V)
+        # the link's linear regime: at most the charge its downstream nodes hold at linear_V
+        sel = (Q > 0) & (Q <= q_lin[i + 1:].sum())
         dV = V[:half, i + 1] - V[:half, i]
         R[i] = float(np.sum(dV[sel] * I[:half, i][sel]) / np.sum(I[:half, i][sel] ** 2))
     if not np.all(np.isfinite(R) & (R > 0)):
@@ -167,13 +171,16 @@ def link_resistances(ds, storage, linear_V: float = 0.05) -> np.ndarray:
 
 
 def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, boundary=None,
-                       linear_V: float = 0.05):
+                       linear_V: float = 0.05, laws=None, engine=None, seed=None, discovery_options=None):
     """A :class:`SaltNCM` extracted from the mPNP run ``ds`` and its equilibrium curves.
 
     ``equilibrium``: ``jaxpnp.equilibrium`` Dataset(s) of the same electrode (reservoir
     boundary), several bulk concentrations welcome. ``R_c`` (ohm m^2, per link): the
     links' small-charge resistances; default: from ``ds``'s own trans-slit data
-    (:func:`link_resistances`). Returns ``(model, info)``.
+    (:func:`link_resistances`). ``laws``, ``engine``, ``seed``, ``discovery_options``
+    (what ``from_mpnp`` passes for ``kind="ncm"``) are accepted and unused: the link
+    resistances come from the trans-slit data between the circuit's own node potentials.
+    Returns ``(model, info)``.
     """
     eqs = _equilibria(equilibrium)
     n_regions = int(ds.sizes["slit"])
