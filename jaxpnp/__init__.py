@@ -1,5 +1,6 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
+from ._analysis import flux_relations, nrmse, sign_agreement
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
@@ -20,12 +21,15 @@ __all__ = [
     "PotentialStep",
     "SimulationError",
     "Sine",
+    "blocking_cell_impedance",
     "build_model",
     "differentiable_run",
     "equilibrium",
-    "blocking_cell_impedance",
     "float64",
+    "flux_relations",
     "impedance",
+    "nrmse",
+    "sign_agreement",
     "load",
     "protocol_attrs",
     "protocol_from_attrs",
@@ -33,5 +37,19 @@ __all__ = [
     "save",
     "simulate",
     "validate",
+    # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
+    "open_sweep",
+    "read_sweep",
+    "sweep",
 ]
 __version__ = "0.1.0"
+
+_SWEEPS = ("open_sweep", "read_sweep", "sweep")
+
+
+def __getattr__(name):
+    if name in _SWEEPS:
+        from . import sweeps
+
+        return getattr(sweeps, name)
+    raise AttributeError(f"module 'jaxpnp' has no attribute {name!r}")

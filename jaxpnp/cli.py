@@ -2,6 +2,7 @@
 
     jaxpnp simulate CONFIG.toml -o run.nc     one mPNP run from a TOML description
     jaxpnp reproduce [--quick] [-o DIR]       the paper's chain: mPNP -> discovery -> NCM -> report
+    jaxpnp sweep SWEEP.toml -o DIR            a parameter sweep on Dask [--workers N | --scheduler ADDRESS]
 
 Benchmarks are scripts of the source checkout: ``python benchmarks/run_all.py [--quick]``.
 The CLI is the application layer: it imports the core and the reproduce pipeline (which
@@ -24,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 import jaxpnp
+from jaxpnp import sweeps
 from jaxpnp.reproduce import reproduce
 
 
@@ -147,6 +149,42 @@ def cmd_reproduce(args) -> int:
 
 
 # ---------------------------------------------------------------------------
+# sweep
+# ---------------------------------------------------------------------------
+
+def cmd_sweep(args) -> int:
+    if args.workers is not None and args.scheduler is not None:
+        return _fail("give --workers (a local cluster) or --scheduler (a running one), not both")
+    try:
+        options = sweeps.read_sweep(args.config)
+        if args.discover:
+            options["discover"] = True
+        if args.engine is not None:
+            options["engine"] = args.engine
+        spec = sweeps.make_spec(options["base"], options.get("over"), options.get("points"))
+    except tomllib.TOMLDecodeError as err:
+        return _fail(f"{args.config} is not valid TOML: {_one_line(err)}")
+    except (ValueError, TypeError) as err:
+        return _fail(f"{args.config}: {_one_line(err)}")
+    print(f"jaxpnp sweep: {args.config}: {len(spec.points)} points over {', '.join(spec.dims)} -> {args.output}",
+          file=sys.stderr)
+    try:
+        result = sweeps.sweep(**options, outdir=args.output, workers=args.workers, scheduler=args.scheduler,
+                              progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume from the files in {args.output}",
+              file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as err:
+        return _fail(_one_line(err))
+    print(f"{result.computed} computed, {result.skipped} already complete, {len(result.failed)} failed "
+          f"({result.wall_time_s:.1f} s); read with jaxpnp.open_sweep({str(args.output)!r})")
+    for pid, message in result.failed.items():
+        print(f"  failed {pid}: {message}", file=sys.stderr)
+    return 1 if result.failed else 0
+
+
+# ---------------------------------------------------------------------------
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="jaxpnp", description="mPNP simulation of nanoslit electrodes "
@@ -165,6 +203,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine", default="operon", help="discovery engine: operon, sparse, pysr, auto")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
+
+    p = sub.add_parser("sweep", help="a parameter sweep of mPNP runs on Dask (resumable)")
+    p.add_argument("config", help="sweep TOML: base = \"run.toml\" (or [base.*] tables), [over] axes or [[points]]")
+    p.add_argument("-o", "--output", default="sweep_out", help="output directory: one netCDF per point")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, help="address or scheduler file of a running Dask cluster")
+    p.add_argument("--discover", action="store_true", help="also discover the trans-slit law per point")
+    p.add_argument("--engine", default=None, help="discovery engine (default sparse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 
