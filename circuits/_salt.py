@@ -261,9 +261,16 @@ class IonContentLinks(AbstractSaltLinks):
     # concentration c_0, weighted like slit 1 at rest: the path starts in bulk electrolyte) or
     # "content" (its own ion content, like the slits)
     open_space: Literal["bulk", "content"] = eqx.field(static=True, default="bulk")
+    # optional residual law on the charge passed, R x (1 - gamma Q_i / Q_i^max) (floored): what the
+    # content dependence leaves unexplained in a run's trans-slit data (0: none)
+    gamma: Any = eqx.field(converter=_as_param, default=0.0, kw_only=True)
+    q_max: Any = eqx.field(converter=_as_param, default=1.0, kw_only=True)
+    floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR, kw_only=True)
 
     def conductances(self, q, N, share_plus, env, c=None):
-        g0p, g0m = _split(self.R_c, share_plus, env)
+        Q = jnp.cumsum(q[::-1])[::-1][1:]
+        factor = jnp.maximum(1.0 - self.gamma * Q / self.q_max, self.floor)
+        g0p, g0m = _split(self.R_c * factor, share_plus, env)
         n0 = 0.5 * jnp.asarray(self.content0)
         if self.open_space == "bulk":
             n0 = n0.at[0].set(n0[1])

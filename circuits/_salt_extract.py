@@ -170,14 +170,60 @@ def link_resistances(ds, storage, linear_V: float = 0.05) -> np.ndarray:
     return R
 
 
+def residual_link_law(ds, storage, content0, R_c):
+    """``(gamma, q_max)`` per link: the paper's form fitted to what the content law leaves.
+
+    On the charging half of ``ds``'s trans-slit data, with the nodes' contents from the
+    storage law at the circuit node potentials (bulk concentration), the content-corrected
+    voltage ``(V_{i+1} - V_i) G_i/G_i(0)`` obeys ``R_c (1 - gamma Q_i/Q_i^max) I_i``; least
+    squares in the integral form (as the discovery does), ``R_c`` held. ``Q_i^max``: the
+    largest charge passed while charging.
+    """
+    V = node_potentials(ds, storage)
+    env = _env(ds.attrs)
+    c_M = float(ds.attrs["concentration_M"])
+    u = np.asarray(ds["electrode_potential"], float)[:, None] - V
+    n = V.shape[1]
+    q_eq, N_eq = [], []
+    uu, qq, NN = _curves(storage, env, c_M, n)
+    for k in range(n):
+        q_eq.append(np.sign(u[:, k]) * np.interp(np.abs(u[:, k]), uu[:, k], qq[:, k]))
+        N_eq.append(np.interp(np.abs(u[:, k]), uu[:, k], NN[:, k]))
+    q_eq, N_eq = np.stack(q_eq, 1), np.stack(N_eq, 1)
+    links = IonContentLinks(np.asarray(R_c), np.asarray(content0))
+    share = float(ds.attrs["diffusivity_m2_s"]) / (float(ds.attrs["diffusivity_m2_s"])
+                                                    + float(ds.attrs.get("anion_diffusivity_m2_s", ds.attrs["diffusivity_m2_s"])))
+    with float64():
+        G = np.stack([np.asarray(sum(links.conductances(jnp.asarray(q_eq[t]), jnp.asarray(N_eq[t]), share, env,
+                                                        jnp.full((n,), env.c0))))
+                      for t in range(q_eq.shape[0])])
+        G0 = np.asarray(sum(links.conductances(jnp.zeros(n), jnp.asarray(content0), share, env, jnp.full((n,), env.c0))))
+    I = -np.asarray(ds["trans_slit_current"], float)
+    t = np.asarray(ds["time"], float)
+    half = int(np.argmax(np.asarray(ds["electrode_potential"]))) + 1
+    gam, qmax = np.zeros(n - 1), np.ones(n - 1)
+    for i in range(n - 1):
+        Q = cumulative_trapezoid(I[:half, i], t[:half], initial=0.0)
+        A = cumulative_trapezoid(((V[:, i + 1] - V[:, i]) * G[:, i] / G0[i])[:half], t[:half], initial=0.0)
+        qmax[i] = max(float(np.max(Q)), 1e-30)
+        # A = R_c (Q - gamma Q^2 / (2 Q^max)): one unknown, R_c held at the small-charge value
+        y = A / R_c[i] - Q
+        x = -Q ** 2 / (2 * qmax[i])
+        gam[i] = float(np.sum(x * y) / np.sum(x * x))
+    return np.clip(gam, -5.0, 0.99), qmax
+
+
 def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, boundary=None,
-                       linear_V: float = 0.05, laws=None, engine=None, seed=None, discovery_options=None):
+                       linear_V: float = 0.05, residual_law: bool = False, laws=None, engine=None, seed=None,
+                       discovery_options=None):
     """A :class:`SaltNCM` extracted from the mPNP run ``ds`` and its equilibrium curves.
 
     ``equilibrium``: ``jaxpnp.equilibrium`` Dataset(s) of the same electrode (reservoir
     boundary), several bulk concentrations welcome. ``R_c`` (ohm m^2, per link): the
     links' small-charge resistances; default: from ``ds``'s own trans-slit data
-    (:func:`link_resistances`). ``laws``, ``engine``, ``seed``, ``discovery_options``
+    (:func:`link_resistances`). ``residual_law``: also the paper-form law of what the
+    content dependence leaves in the run's trans-slit data (:func:`residual_link_law`).
+    ``laws``, ``engine``, ``seed``, ``discovery_options``
     (what ``from_mpnp`` passes for ``kind="ncm"``) are accepted and unused: the link
     resistances come from the trans-slit data between the circuit's own node potentials.
     Returns ``(model, info)``.
@@ -195,11 +241,15 @@ def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, b
     with float64():
         p0 = jnp.zeros((n_regions,))
         _, N0, _ = storage.state(p0, jnp.full((n_regions,), env.c0), env)
-    model = SaltNCM(n_regions - 1, storage, IonContentLinks(R_c, np.asarray(N0)),
+    links = IonContentLinks(R_c, np.asarray(N0))
+    if residual_law:
+        gam, qmax = residual_link_law(ds, storage, np.asarray(N0), R_c)
+        links = IonContentLinks(R_c, np.asarray(N0), gamma=gam, q_max=qmax)
+    model = SaltNCM(n_regions - 1, storage, links,
                     separator_m=float(a["snapped_separator_nm"]) * 1e-9,
                     concentration_M=float(a["concentration_M"]), ion_diameter_nm=float(a["ion_diameter_nm"]),
                     diffusivity_m2_s=float(a["diffusivity_m2_s"]),
                     anion_diffusivity_m2_s=float(a.get("anion_diffusivity_m2_s", a["diffusivity_m2_s"])),
                     temperature_K=float(a["temperature_K"]), separator_nodes=int(separator_nodes),
                     boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
-    return model, dict(storage_misfit=misfit, R_c=R_c.tolist())
+    return model, dict(storage_misfit=misfit, R_c=R_c.tolist(), gamma=np.asarray(model.links.gamma).tolist())
