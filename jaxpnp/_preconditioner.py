@@ -103,6 +103,8 @@ class _Pattern:
             rows.append(2 * n + surface); cols.append(surface)
             rows.append(2 * n + surface); cols.append(n + surface)
         rows = np.concatenate(rows); cols = np.concatenate(cols)
+        self.nx, self.ny = nx, ny
+        self.rows, self.cols = rows, cols  # entry coordinates, in the order `assemble` emits values
         # duplicates are summed: map every entry to its slot of the CSC structure
         shape = (3 * n, 3 * n)
         pattern = sp.csc_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=shape)
