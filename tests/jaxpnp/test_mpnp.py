@@ -10,15 +10,12 @@ import jaxpnp
 
 EL = jaxpnp.Electrolyte()
 TAU = EL.debye_time_s
-# a small staggered network whose sizes are multiples of 0.3 nm (and of 0.15, 0.075)
-SMALL = jaxpnp.Electrode(n_sheets=3, slit_nm=1.5, sheet_length_nm=3.6, sheet_gap_nm=1.2,
-                         sheet_thickness_nm=0.3, separator_nm=3.0)
 
 
 @pytest.fixture(scope="module")
-def small_cv_run():
+def small_cv_run(small_electrode):
     cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (4000 * TAU))
-    ds = jaxpnp.simulate(EL, SMALL, cv, grid_nm=0.3, points_per_cycle=800, progress=False)
+    ds = jaxpnp.simulate(EL, small_electrode, cv, grid_nm=0.3, points_per_cycle=800, progress=False)
     return cv, ds
 
 
@@ -53,12 +50,12 @@ def test_closed_half_cell_conserves_salt_and_charge(small_cv_run):
                                atol=1e-9 * np.max(np.abs(q)))
 
 
-def test_ionic_charge_balances_electrode_charge_when_slow():
+def test_ionic_charge_balances_electrode_charge_when_slow(small_electrode):
     # the imbalance is the field reaching the mid-plane: the ohmic field of the current,
     # and, in a small closed cell charged hard, double layers widened by salt depletion.
     # Swept slowly to a moderate voltage, the ions screen the electrode completely.
     cv = jaxpnp.CV(v_min=0.0, v_max=0.2, scan_rate_V_s=0.2 / (1e6 * TAU))
-    ds = jaxpnp.simulate(EL, SMALL, cv, grid_nm=0.3, points_per_cycle=40, progress=False)
+    ds = jaxpnp.simulate(EL, small_electrode, cv, grid_nm=0.3, points_per_cycle=40, progress=False)
     q = ds.electrode_charge.values
     assert np.max(np.abs(q + ds.ionic_charge.values)) < 1e-3 * np.max(np.abs(q))
 
@@ -150,11 +147,11 @@ def test_subnanometre_slit_allowed_on_request_passes_validation():
     jaxpnp.validate(EL, e, jaxpnp.CV(), 0.1, "symmetric", allow_subnanometre_slits=True)
 
 
-def test_failure_midway_keeps_partial_results(tmp_path):
+def test_failure_midway_keeps_partial_results(small_electrode, tmp_path):
     cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (4000 * TAU))
     path = tmp_path / "partial.nc"
     with pytest.raises(jaxpnp.SimulationError, match="stopped at t =") as info:
-        jaxpnp.simulate(EL, SMALL, cv, grid_nm=0.3, points_per_cycle=800, progress=False,
+        jaxpnp.simulate(EL, small_electrode, cv, grid_nm=0.3, points_per_cycle=800, progress=False,
                         max_steps_per_segment=30, checkpoint_path=path)
     partial = info.value.partial
     assert partial is not None and partial.sizes["time"] >= 1

@@ -4,15 +4,12 @@ import dataclasses
 
 import jax
 import matplotlib
+import numpy as np
+import pytest
+import scipy.linalg
 
-matplotlib.use("Agg")
-
-import numpy as np  # noqa: E402
-import pytest  # noqa: E402
-import scipy.linalg  # noqa: E402
-
-import circuits  # noqa: E402
-import jaxpnp  # noqa: E402
+import circuits
+import jaxpnp
 
 # Physical scales of a 1.5 nm slit network in 1 M KCl (see the issue): ns times.
 N = 5

@@ -9,15 +9,12 @@ import pytest
 import discovery
 import jaxpnp
 
-SMALL = jaxpnp.Electrode(n_sheets=3, slit_nm=1.5, sheet_length_nm=3.6, sheet_gap_nm=1.2,
-                         sheet_thickness_nm=0.3, separator_nm=3.0)
-
 
 @pytest.fixture(scope="module")
-def mpnp_run():
+def mpnp_run(small_electrode):
     el = jaxpnp.Electrolyte()
     cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (2000 * el.debye_time_s))
-    return jaxpnp.simulate(el, SMALL, cv, grid_nm=0.3, points_per_cycle=100, progress=False)
+    return jaxpnp.simulate(el, small_electrode, cv, grid_nm=0.3, points_per_cycle=100, progress=False)
 
 
 @pytest.mark.parametrize("engine, options", [("sparse", {}),

@@ -9,8 +9,6 @@ import jaxpnp
 from jaxpnp._geometry import build_grid
 from jaxpnp._poisson import FastPoisson, _second_difference_x, _second_difference_y, robin_rows
 
-TINY = jaxpnp.Electrode(n_sheets=3, slit_nm=1.2, sheet_length_nm=1.8, sheet_gap_nm=0.6,
-                        sheet_thickness_nm=0.3, separator_nm=1.2)
 C_S = 0.2  # F/m^2
 
 
@@ -43,8 +41,8 @@ def test_planar_steady_state_matches_bikerman_plus_stern():
         assert ds.attrs["stern_capacitance_F_m2"] == C_S
 
 
-def test_poisson_with_stern_is_exact():
-    g = build_grid(TINY, 0.3)
+def test_poisson_with_stern_is_exact(tiny_electrode):
+    g = build_grid(tiny_electrode, 0.3)
     lam, phi_m, scale = 3.7, 0.7, 0.3
     with jaxpnp.float64():
         base = FastPoisson.build(g, stern=True)

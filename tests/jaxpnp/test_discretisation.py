@@ -11,9 +11,6 @@ import jaxpnp
 from jaxpnp._geometry import build_grid
 from jaxpnp._poisson import FastPoisson, _second_difference_x, _second_difference_y
 
-TINY = jaxpnp.Electrode(n_sheets=3, slit_nm=1.2, sheet_length_nm=1.8, sheet_gap_nm=0.6,
-                        sheet_thickness_nm=0.3, separator_nm=1.2)
-
 
 @pytest.mark.parametrize("layout", ["staggered", "aligned"])
 def test_sheet_gaps_alternate_only_in_the_staggered_layout(layout):
@@ -31,8 +28,8 @@ def test_sheet_gaps_alternate_only_in_the_staggered_layout(layout):
     assert g.volume.sum() == pytest.approx(g.fluid_cell.sum() + 0.5 * (g.ny - 1))  # + the half cell at x = 0
 
 
-def test_poisson_is_exact_and_pins_the_conductors():
-    g = build_grid(TINY, 0.3)
+def test_poisson_is_exact_and_pins_the_conductors(tiny_electrode):
+    g = build_grid(tiny_electrode, 0.3)
     with jaxpnp.float64():
         poisson = FastPoisson.build(g)
         rho = np.random.default_rng(0).normal(size=(g.nx, g.ny))
@@ -45,9 +42,9 @@ def test_poisson_is_exact_and_pins_the_conductors():
 
 @pytest.mark.parametrize("stern_F_m2", [None, 0.2])
 @pytest.mark.parametrize("boundary", ["symmetric", "reservoir"])
-def test_sparse_preconditioner_is_the_exact_stage_matrix(boundary, stern_F_m2):
+def test_sparse_preconditioner_is_the_exact_stage_matrix(boundary, stern_F_m2, tiny_electrode):
     el = jaxpnp.Electrolyte(anion_diffusivity_m2_s=2.6e-9)
-    electrode = dataclasses.replace(TINY, stern_capacitance_F_m2=stern_F_m2)  # with a Stern layer: Robin rows
+    electrode = dataclasses.replace(tiny_electrode, stern_capacitance_F_m2=stern_F_m2)  # with a Stern layer: Robin rows
     with jaxpnp.float64():
         model, pre = jaxpnp.build_model(el, electrode, jaxpnp.CV(), 0.3, boundary)
         g = model.grid

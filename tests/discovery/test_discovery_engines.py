@@ -1,7 +1,6 @@
 """Engines, parsimony, Law/JAX form, PySR fallback: recovery of known laws from synthetic data."""
 
 import math
-import os
 import subprocess
 import sys
 import textwrap
@@ -222,8 +221,8 @@ def test_auto_falls_back_to_operon_and_says_so(fake_pysr, caplog):
     assert any("using Operon" in r.getMessage() for r in caplog.records)
 
 
-def test_import_discovery_is_cheap_and_never_imports_pysr():
+def test_import_discovery_is_cheap_and_never_imports_pysr(repo_root):
     code = ("import sys, discovery; assert 'pysr' not in sys.modules; "
             "assert 'jax' not in sys.modules and 'sympy' not in sys.modules; "
             "discovery.discover; discovery.trans_slit_law; assert 'pysr' not in sys.modules")
-    subprocess.run([sys.executable, "-c", code], check=True, cwd=os.path.dirname(os.path.dirname(__file__)))
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=repo_root)

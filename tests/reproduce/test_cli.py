@@ -64,12 +64,10 @@ def test_simulate_writes_complete_netcdf(tmp_path, capsys):
     assert "peak current" in capsys.readouterr().out
 
 
-def test_example_config_is_valid():
-    from pathlib import Path
-
+def test_example_config_is_valid(repo_root):
     from jaxpnp.cli import _load_config
 
-    path = Path(__file__).resolve().parents[1] / "examples" / "paper_case.toml"
+    path = repo_root / "examples" / "paper_case.toml"
     electrolyte, electrode, protocol, kwargs = _load_config(str(path))
     assert electrode.n_sheets == 6 and float(electrode.slit_nm) == 1.5
     assert protocol.scan_rate_V_s > 0

@@ -1,0 +1,32 @@
+"""Fixtures shared across the test tree (tests/jaxpnp, tests/circuits, tests/discovery,
+tests/reproduce mirror the packages)."""
+import pathlib
+
+import matplotlib
+
+matplotlib.use("Agg")  # headless: the figure helpers draw without a display
+
+import pytest  # noqa: E402
+
+import jaxpnp  # noqa: E402
+
+
+@pytest.fixture(scope="session")
+def repo_root():
+    """The source checkout's root (examples/, benchmarks/)."""
+    return pathlib.Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def small_electrode():
+    """A small staggered 3-sheet network of 1.5 nm slits whose sizes are multiples of 0.3 nm
+    (and of 0.15, 0.075): the grid-0.3 mPNP runs of the tests."""
+    return jaxpnp.Electrode(n_sheets=3, slit_nm=1.5, sheet_length_nm=3.6, sheet_gap_nm=1.2,
+                            sheet_thickness_nm=0.3, separator_nm=3.0)
+
+
+@pytest.fixture(scope="session")
+def tiny_electrode():
+    """The smallest 3-sheet network (1.2 nm slits) for discretisation unit checks."""
+    return jaxpnp.Electrode(n_sheets=3, slit_nm=1.2, sheet_length_nm=1.8, sheet_gap_nm=0.6,
+                            sheet_thickness_nm=0.3, separator_nm=1.2)
