@@ -14,15 +14,16 @@ import jax.numpy as jnp
 import numpy as np
 import threadpoolctl
 
+from ._block_tridiagonal import BlockLayout, BlockTridiagonalPreconditioner
 from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
 from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
 from ._implicit import NewtonKrylov
 from ._model import MPNPModel
 from ._poisson import FastPoisson
-from ._block_tridiagonal import BlockLayout, BlockTridiagonalPreconditioner
 from ._precision import float64
 from ._preconditioner import SparseLUPreconditioner
 from ._protocol import CV, AbstractProtocol, PotentialStep
+from ._stage_adjoint import with_stage_adjoint
 
 BOUNDARIES = ("symmetric", "reservoir")
 SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
@@ -60,7 +61,10 @@ def _discretise(electrode_key, h_nm, stern=False):
     electrode = Electrode(**dict(electrode_key))
     grid = build_grid(electrode, h_nm)
     sparse = SparseLUPreconditioner.build_for(grid, stern=stern)
-    return grid, FastPoisson.build(grid, stern=stern), sparse, BlockLayout(sparse.pattern)
+    # concrete arrays even when first called inside a jit/vmap trace: the cache outlives it
+    with jax.ensure_compile_time_eval():
+        poisson = FastPoisson.build(grid, stern=stern)
+    return grid, poisson, sparse, BlockLayout(sparse.pattern)
 
 
 def _electrode_key(e: Electrode):
@@ -319,9 +323,10 @@ def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol:
     jitted and vmapped; vmapped adaptive solves run in lock step: every member takes the
     union of all members' steps (the batch costs as many steps as its hardest member, times
     the number of Newton/Krylov iterations of the slowest member at each step).
-    Reverse mode differentiates through each implicit stage with a dense linear solve,
-    so keep grids small here; ``mode="forward"`` (for ``jax.jvp``/``jax.jacfwd``) is
-    cheaper for a few parameters.
+    Derivatives go through each implicit stage by the implicit function theorem; with a
+    device preconditioner its linear solve is GMRES preconditioned by the stage's own
+    factors (transposed in reverse mode), with ``"superlu"`` a dense solve (small grids
+    only). ``mode="forward"`` (for ``jax.jvp``/``jax.jacfwd``) suits a few parameters.
     """
     if mode not in ("reverse", "forward"):
         raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
@@ -330,6 +335,10 @@ def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol:
     validate(electrolyte, electrode, protocol, grid_nm, boundary)
     model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
                                  preconditioner=preconditioner)
+    times = np.asarray(times_s, float) if _concrete_array(times_s) else None
+    if times is not None and (times.ndim != 1 or times.size == 0 or times[0] <= 0
+                              or np.any(np.diff(times) <= 0)):
+        raise ValueError("times_s must be a non-empty, strictly increasing 1D sequence of positive times (s)")
     tau = electrolyte.debye_time_s
     ts = jnp.asarray(times_s) / tau
     root_finder = NewtonKrylov(
@@ -337,16 +346,41 @@ def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol:
         build_preconditioner=lambda y, t, hg: precond.build(model, y, t, hg),
         apply_preconditioner=precond.apply)
     jumps = jnp.asarray(protocol.jump_times) / tau
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(model.vector_field), SOLVERS[solver](root_finder=root_finder), 0.0, ts[-1],
-        ts[-1] / 1e4, model.initial_state(), saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, step_ts=ts,
-                                              jump_ts=jumps if jumps.size else None),
-        max_steps=max_steps,
-        adjoint=dfx.ForwardMode() if mode == "forward" else dfx.RecursiveCheckpointAdjoint())
+    term = dfx.ODETerm(model.vector_field)
+    # device factors can be transposed: the stage adjoints reuse them (no dense Jacobian)
+    solver_cls = SOLVERS[solver]
+    if isinstance(precond, BlockTridiagonalPreconditioner):
+        solver_cls = with_stage_adjoint(solver_cls)
+    stepper = solver_cls(root_finder=root_finder)
+    controller = dfx.PIDController(rtol=rtol, atol=atol, jump_ts=jumps if jumps.size else None)
+    adjoint = dfx.ForwardMode() if mode == "forward" else dfx.RecursiveCheckpointAdjoint()
+
+    def interval(c, bounds):
+        # one solve per output interval, saving only its end: every output is a computed
+        # step (no dense-output interpolant), and no diffrax input check on traced save
+        # times or dt0 (each would lower to a host callback) enters the program
+        t0, t1 = bounds
+        sol = dfx.diffeqsolve(term, stepper, t0, t1, None, c, saveat=dfx.SaveAt(t1=True),
+                              stepsize_controller=controller, max_steps=max_steps, throw=False,
+                              adjoint=adjoint)
+        return sol.ys[0], (sol.ys[0], sol.result == dfx.RESULTS.successful)
+
+    starts = jnp.concatenate([jnp.zeros_like(ts[:1]), ts[:-1]])
+    _, (ys, ok) = jax.lax.scan(interval, model.initial_state(), (starts, ts))
     # on a CV vertex the current jumps: take the slope of the sweep the sample ends
     # (the left limit), like the last sample of a segment in `simulate`
-    inside = ts - 1e-9 * ts[-1]
-    obs = jax.vmap(model.observables)(sol.ts, sol.ys, jnp.maximum(inside, 0.0))
+    obs = jax.vmap(model.observables)(ts, ys, ts - 1e-9 * (ts - starts))
+    # a failed interval (and all after it) reads NaN, never a silently wrong number
+    ok = jnp.cumprod(ok.astype(ts.dtype)) > 0
     q_scale = electrolyte.charge_scale_C_m2
-    return obs["electrode_charge"] * q_scale, obs["current"] * q_scale / tau
+    q = jnp.where(ok, obs["electrode_charge"] * q_scale, jnp.nan)
+    i = jnp.where(ok, obs["current"] * q_scale / tau, jnp.nan)
+    return q, i
+
+
+def _concrete_array(x):
+    try:
+        np.asarray(x, float)
+        return True
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return False
