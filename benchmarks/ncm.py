@@ -49,19 +49,9 @@ def _median_time(fn, repeats):
 
 def _n_steps(method, kw):
     """Number of ROS2 steps of the fixed/fast grids for the benchmark protocol (None for adaptive)."""
-    from circuits import _fast, _simulate
-    from circuits._drive import drive_from_protocol
     if method == "adaptive":
         return None
-    drive = drive_from_protocol(CV)
-    save_tau = _simulate._save_tau(CV, drive, POINTS, None)
-    if method == "fixed":
-        grid, _ = _simulate._fixed_grid(drive, save_tau, kw["steps"])
-    else:
-        d = _simulate.FAST_DEFAULTS
-        grid, _ = _fast.graded_grid(drive.knots, save_tau, kw.get("steps", d["steps"]),
-                                    kw.get("first_step", d["first_step"]), kw.get("growth", d["growth"]))
-    return len(grid) - 1
+    return len(circuits.step_grid(CV, method=method, points_per_cycle=POINTS, **kw)) - 1
 
 
 def scipy_curve(R_c, gamma, t_eval, rtol=1e-7, atol_rel=1e-9):

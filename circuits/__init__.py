@@ -16,13 +16,25 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
+from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+                       from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
-from ._simulate import Solution, simulate, solve, to_dataset
+from ._simulate import Solution, simulate, solve, step_grid, to_dataset
+from ._sharding import sharded_vmap
 from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "Extraction",
+    "OpenSpaceLaw",
+    "equilibrium_capacitor",
+    "equilibrium_curves",
+    "extract",
+    "from_mpnp",
+    "node_potentials",
+    "open_space_law",
+    "separator_resistance",
     "AbstractCapacitor",
     "BikermanCapacitor",
     "LinearCapacitor",
@@ -43,8 +55,10 @@ __all__ = [
     "impedance",
     "passed_q_max",
     "peak_map",
+    "sharded_vmap",
     "plot",
     "simulate",
     "solve",
+    "step_grid",
     "to_dataset",
 ]

@@ -78,10 +78,8 @@ class _Transform(eqx.Module):
 def infer_protocol(data: xr.Dataset):
     """The CV behind ``data``: from the attrs ``circuits``/``jaxpnp`` write, else from the cell-voltage waveform."""
     attrs = data.attrs
-    if attrs.get("protocol") == "CV" and "protocol_scan_rate_V_s" in attrs:
-        return jaxpnp.CV(v_min=float(attrs["protocol_v_min"]), v_max=float(attrs["protocol_v_max"]),
-                         scan_rate_V_s=float(attrs["protocol_scan_rate_V_s"]),
-                         cycles=int(attrs.get("protocol_cycles", 1)))
+    if attrs.get("protocol") == "CV" and "scan_rate_V_s" in attrs:
+        return jaxpnp.protocol_from_attrs(attrs)
     t = np.asarray(data["time"], dtype=float)
     v = np.asarray(data["cell_voltage"], dtype=float)
     v_min, v_max = float(v.min()), float(v.max())

@@ -32,6 +32,15 @@ from jaxtyping import Array, Float
 DEFAULT_RESISTANCE_FLOOR = 1e-3  # fraction of R_c
 
 
+def dynamic_resistance(R_0, gamma, charge, q_max, floor):
+    """The paper's law ``R_0 (1 - gamma Q / Q_max)`` (ohm m^2), floored at ``floor * R_0``; elementwise.
+
+    The one place it is written: the trans-slit links (built-in and :class:`DynamicResistance`)
+    and the open-space branch (``gamma_open``) all call it.
+    """
+    return R_0 * jnp.maximum(1.0 - gamma * charge / q_max, floor)
+
+
 def _is_traced(value) -> bool:
     return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree_util.tree_leaves(value))
 
@@ -102,8 +111,7 @@ class DynamicResistance(AbstractTransSlitLaw):
     floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
 
     def resistance(self, charge, q_max, R_c):
-        ratio = 1.0 - self.gamma * charge / q_max
-        return R_c * jnp.maximum(ratio, self.floor)
+        return dynamic_resistance(R_c, self.gamma, charge, q_max, self.floor)
 
 
 class ResistanceLaw(AbstractTransSlitLaw):
@@ -302,7 +310,7 @@ class AbstractLadder(eqx.Module):
         return jnp.asarray(self.R_open) + 0.0 * electrode_charge
 
     def has_open_law(self) -> bool:
-        """Whether the open-space resistance depends on the charge (then only ``method="adaptive"`` solves it)."""
+        """Whether the open-space resistance depends on the charge (``gamma_open != 0``)."""
         return False
 
     def linear_resistances(self) -> Float[Array, " n"]:
@@ -409,7 +417,7 @@ class NCM(AbstractLadder):
     electrode charge (= the charge passed through ``R_open``) and ``q_max_open``
     (C/m^2; default: the whole ladder's charge at ``dphi_max``). ``gamma_open < 0`` is
     a resistance that rises as the electrode charges (salt depletion of the open space,
-    which the mPNP shows). Needs ``method="adaptive"``.
+    which the mPNP shows). Every solver method supports it.
     """
 
     n_slits: int = eqx.field(static=True)
@@ -458,15 +466,14 @@ class NCM(AbstractLadder):
         return _is_traced(self.gamma_open) or bool(np.any(np.asarray(self.gamma_open) != 0.0))
 
     def open_resistance(self, electrode_charge, q_max_open):
-        ratio = 1.0 - self.gamma_open * electrode_charge / q_max_open
-        return jnp.asarray(self.R_open) * jnp.maximum(ratio, self.resistance_floor)
+        return dynamic_resistance(jnp.asarray(self.R_open), self.gamma_open, electrode_charge, q_max_open,
+                                  self.resistance_floor)
 
     def link_resistance(self, link_charge, node_charge, q_max):
         charge = link_charge if self.charge == "link" else node_charge[:-1]
         R_c = jnp.broadcast_to(jnp.asarray(self.R_c), jnp.shape(charge))
         if self.law is None:
-            ratio = 1.0 - self.gamma * charge / q_max
-            return R_c * jnp.maximum(ratio, self.resistance_floor)
+            return dynamic_resistance(R_c, self.gamma, charge, q_max, self.resistance_floor)
         if isinstance(self.law, AbstractTransSlitLaw):
             return self.law.resistance(charge, q_max, R_c)
         return jnp.stack([law.resistance(charge[i], q_max[i], R_c[i]) for i, law in enumerate(self.law)])

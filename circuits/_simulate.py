@@ -15,6 +15,10 @@ Two integrators:
   knot, ``"fixed"`` is uniform. Steps land on every knot and output time; accuracy
   is set by the grid and should be checked against ``"adaptive"`` (the benchmark
   reports it).
+
+All paths (adaptive, single-curve ROS2, batched ROS2) evaluate the same
+:class:`~circuits._kernel.LadderKernel`, so every model option (capacitor law,
+trans-slit laws, the open-space law) means the same on each of them.
 """
 
 from __future__ import annotations
@@ -31,12 +35,12 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from jaxpnp import float64
+from jaxpnp import float64, protocol_attrs
 
 from ._drive import Drive, drive_from_protocol
-from ._fast import BatchLadder, _Ladder, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
-from ._ncm import (NCM, TLM, AbstractLadder, ConstantResistance, DynamicResistance, LinearCapacitor,
-                   resolve_q_max)
+from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
+from ._kernel import LadderKernel
+from ._ncm import AbstractLadder, LinearCapacitor, TabulatedCapacitor, resolve_q_max
 
 
 class Solution(eqx.Module):
@@ -52,14 +56,8 @@ class Solution(eqx.Module):
     link_resistance: Float[Array, "t n"]  # ohm m^2
 
 
-class _Scales(eqx.Module):
-    charge: Array  # C/m^2 per unit state
-    q_max: Array  # C/m^2 per link
-    capacitance: Array  # F/m^2 per node
-    q_max_open: Array  # C/m^2, the open-space law's charge scale
-
-
-def _scales(model: AbstractLadder, drive: Drive) -> _Scales:
+def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
+    """The scaled ladder of ``model`` under ``drive``: state unit = the charge of the whole swing."""
     c = model.capacitances()
     if drive.controls == "voltage":
         swing_V = drive.swing
@@ -69,42 +67,19 @@ def _scales(model: AbstractLadder, drive: Drive) -> _Scales:
         charge = drive.swing
     q_open = getattr(model, "q_max_open", None)
     q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
-    return _Scales(charge=charge, q_max=resolve_q_max(model, swing_V), capacitance=c, q_max_open=q_open)
+    return LadderKernel(model=model, capacitance=c, scale=charge, rate=drive.duration_s / charge,
+                        q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
+                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node")
 
 
-def _circuit(model: AbstractLadder, scales: _Scales, x, forcing):
-    """Electrode current (A/m^2), link currents (A/m^2), link resistances and node charges for scaled state ``x``."""
-    X = scales.charge * x
-    node_charge = X - jnp.concatenate([X[1:], jnp.zeros((1,), X.dtype)])
-    u = model.node_voltage(node_charge)  # double-layer voltage change, electrode minus electrolyte
-    R = model.link_resistance(X[1:], node_charge, scales.q_max)
-    link_current = (u[:-1] - u[1:]) / R
-    if forcing.controls == "voltage":
-        current = (forcing.value - u[0]) / model.open_resistance(X[0], scales.q_max_open)
-    else:
-        current = forcing.value
-    return current, link_current, R, node_charge
-
-
-class _Forcing(eqx.Module):
-    value: Array
-    controls: str = eqx.field(static=True)
-
-
-def _rhs(model, scales, drive, x, value):
-    current, link_current, _, _ = _circuit(model, scales, x, _Forcing(value, drive.controls))
-    return drive.duration_s / scales.charge * jnp.concatenate([jnp.reshape(current, (1,)), link_current])
-
-
-def _observe(model, scales, drive, tau, x) -> Solution:
+def _observe(kernel: LadderKernel, drive: Drive, tau, x) -> Solution:
     value = drive(tau)
-    current, link_current, R, node_charge = _circuit(model, scales, x, _Forcing(value, drive.controls))
-    X = scales.charge * x
+    current, link_current, R, node_charge, u = kernel.currents(x, value)
+    X = kernel.scale * x
     if drive.controls == "voltage":
         phi = drive.phi_initial + value
     else:
-        phi = drive.phi_initial + model.node_voltage(node_charge)[0] + current * model.open_resistance(
-            X[0], scales.q_max_open)
+        phi = drive.phi_initial + u[0] + current * kernel.model.open_resistance(X[0], kernel.q_max_open)
     return Solution(time=tau * drive.duration_s, cell_voltage=2.0 * phi, current_density=current,
                     electrode_charge=X[0], slit_charge=node_charge, link_charge=X[1:],
                     link_current=link_current, link_resistance=R)
@@ -117,11 +92,11 @@ def _observe(model, scales, drive, tau, x) -> Solution:
 
 @eqx.filter_jit
 def _solve_adaptive(model, drive: Drive, save_tau, rtol, atol, max_steps, adjoint):
-    scales = _scales(model, drive)
+    kernel = _kernel(model, drive)
     n_state = model.n_slits + 1
 
     def vector_field(tau, x, args):
-        return _rhs(model, scales, drive, x, drive(tau))
+        return kernel.rhs(x, drive(tau))
 
     controller = diffrax.ClipStepSizeController(
         diffrax.PIDController(rtol=rtol, atol=atol),
@@ -130,7 +105,7 @@ def _solve_adaptive(model, drive: Drive, save_tau, rtol, atol, max_steps, adjoin
         diffrax.ODETerm(vector_field), diffrax.Kvaerno5(), t0=0.0, t1=1.0, dt0=None,
         y0=jnp.zeros((n_state,)), saveat=diffrax.SaveAt(ts=save_tau),
         stepsize_controller=controller, max_steps=max_steps, adjoint=adjoint)
-    return jax.vmap(lambda tau, x: _observe(model, scales, drive, tau, x))(save_tau, sol.ys)
+    return jax.vmap(lambda tau, x: _observe(kernel, drive, tau, x))(save_tau, sol.ys)
 
 
 # ----------------------------------------------------------------------------
@@ -138,63 +113,52 @@ def _solve_adaptive(model, drive: Drive, save_tau, rtol, atol, max_steps, adjoin
 # ----------------------------------------------------------------------------
 
 
-def _ladder(model, drive: Drive) -> _Ladder:
-    scales = _scales(model, drive)
-    return _Ladder(model=model, scale=scales.charge, q_max=scales.q_max, inv_c=1.0 / scales.capacitance,
-                   rate=drive.duration_s / scales.charge, voltage=drive.controls == "voltage",
-                   node_mode=getattr(model, "charge", "link") == "node")
-
-
 def _states_one(model, drive, plan, grid, out_index):
     """Scaled states at the output times (n_out, n+1) for one parameter set (nested scans, gtsv)."""
-    return ros2_integrate(_ladder(model, drive), drive, plan)
+    return ros2_integrate(_kernel(model, drive), drive, plan)
 
 
-def _broadcast_law(model) -> bool:
-    """Whether ``model.link_resistance`` works on batch-last arrays by plain broadcasting."""
-    if isinstance(model, TLM):
-        return True
-    if not isinstance(model, NCM):
+def _capacitor_batched(model, flags) -> bool:
+    """Whether any leaf of the model's capacitor law is among the batched leaves."""
+    cap = getattr(model, "capacitor", None)
+    if cap is None:
         return False
-    laws = model.law if isinstance(model.law, tuple) else (model.law,)
-    return all(law is None or type(law) in (DynamicResistance, ConstantResistance) for law in laws)
+    cap_ids = {id(x) for x in jax.tree_util.tree_leaves(cap)}
+    return any(f and id(x) in cap_ids for x, f in zip(jax.tree_util.tree_leaves(model), flags))
 
 
 def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, *, chunk, dtype):
-    """custom_vmap rule: the batch-last path of ``_fast`` when only the model is batched."""
+    """custom_vmap rule: the batch-last kernel (cyclic reduction) when only the model is batched."""
     leaves, treedef = jax.tree_util.tree_flatten(model)
     flags = jax.tree_util.tree_leaves(in_batched[0])
-    nonlinear = not isinstance(model.capacitor_law(), LinearCapacitor)
-    if any(jax.tree_util.tree_leaves(in_batched[1:])) or len(flags) != len(leaves) or nonlinear:
-        # the protocol or the grid is batched too, or the capacitors are nonlinear (the
-        # batch-last path assumes q / C): plain vmap of the single-curve solver
+    tables = isinstance(model.capacitor_law(), TabulatedCapacitor) and _capacitor_batched(model, flags)
+    if any(jax.tree_util.tree_leaves(in_batched[1:])) or len(flags) != len(leaves) or tables:
+        # the protocol or the grid is batched too, or the capacitor tables are (their
+        # interpolation is not elementwise in the batch): plain vmap of the single-curve solver
         axes = jax.tree_util.tree_map(lambda b: 0 if b else None, list(in_batched))
         return jax.vmap(_states_one, in_axes=tuple(axes))(model, drive, plan, grid, out_index), True
     B = int(axis_size)
     in_axes_model = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
-    lad = jax.vmap(lambda m: _ladder(m, drive), in_axes=(in_axes_model,))(model)
+    kern = jax.vmap(lambda m: _kernel(m, drive), in_axes=(in_axes_model,))(model)
     last = lambda a: jnp.moveaxis(a, 0, -1)  # noqa: E731
-    consts = dict(scale=lad.scale, inv_c=last(lad.inv_c), rate=lad.rate,
-                  g_open=jnp.broadcast_to(1.0 / jnp.asarray(model.R_open), (B,)), q_max=last(lad.q_max))
+    consts = dict(capacitance=last(kern.capacitance), scale=kern.scale, rate=kern.rate, q_max=last(kern.q_max),
+                  q_max_open=jnp.broadcast_to(kern.q_max_open, (B,)))
     consts = {k: jnp.broadcast_to(v, v.shape[:-1] + (B,)).astype(dtype) for k, v in consts.items()}
-    # model leaves batch-last: batched ones moved, fixed ones get a trailing axis of 1
-    bl = [(last(x) if f else jnp.asarray(x)[..., None]).astype(dtype) for x, f in zip(leaves, flags)]
-    direct = _broadcast_law(model)
+    # model leaves batch-last: batched ones moved, fixed per-row ones get a trailing axis of
+    # 1; the capacitor's fixed leaves (e.g. tables) keep their shape (its law is elementwise)
+    cap = getattr(model, "capacitor", None)
+    cap_ids = {id(x) for x in jax.tree_util.tree_leaves(cap)} if cap is not None else set()
 
-    def law(args, lc, nc):
-        m_leaves, q_max = args
-        m = jax.tree_util.tree_unflatten(treedef, m_leaves)
-        if direct:
-            return m.link_resistance(lc, nc, q_max)
-        axes = jax.tree_util.tree_unflatten(treedef, [-1 if f else None for f in flags])
-        m = jax.tree_util.tree_unflatten(treedef, [x if f else x[..., 0] for x, f in zip(m_leaves, flags)])
-        return jax.vmap(lambda mm, q, a, b: mm.link_resistance(a, b, q), in_axes=(axes, -1, -1, -1),
-                        out_axes=-1)(m, q_max, lc, nc)
+    def batch_last(x, f):
+        keep = id(x) in cap_ids
+        x = jnp.asarray(x)
+        if f:
+            return last(x).astype(dtype)
+        return (x if keep or x.ndim == 0 else x[..., None]).astype(dtype)
 
+    bl = [batch_last(x, f) for x, f in zip(leaves, flags)]
     h = jnp.diff(grid)
-    v0, v1 = drive(grid[:-1]), drive(grid[1:])
-    if drive.controls != "voltage":  # piecewise constant: the step's own value
-        v0 = v1 = drive(0.5 * (grid[:-1] + grid[1:]))
+    v0, v1 = drive.segment_value(grid[:-1], grid[1:])
     n_out = plan_outputs(plan)
     c = min(int(chunk), B)
     n_chunks = -(-B // c)
@@ -210,11 +174,10 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
     def run(chunk_in):
         cs, bleaves = chunk_in
         it_b, it_f = iter(bleaves), iter(fixed_leaves)
-        m_leaves = [next(it_b) if f else next(it_f) for f in flags]
-        ladder = BatchLadder(scale=cs["scale"], inv_c=cs["inv_c"], rate=cs["rate"], g_open=cs["g_open"], law=law,
-                             voltage=drive.controls == "voltage",
-                             node_mode=getattr(model, "charge", "link") == "node")
-        return ros2_integrate_batched(ladder, (m_leaves, cs["q_max"]), h, v0, v1 - v0, out_index, n_out)
+        m = jax.tree_util.tree_unflatten(treedef, [next(it_b) if f else next(it_f) for f in flags])
+        kernel = LadderKernel(model=m, voltage=drive.controls == "voltage",
+                              node_mode=getattr(model, "charge", "link") == "node", **cs)
+        return ros2_integrate_batched(kernel, h, v0, v1, out_index, n_out)
 
     xs = jax.lax.map(run, ({k: split(v) for k, v in consts.items()}, batched_leaves))  # (chunks, t, n+1, c)
     xs = jnp.moveaxis(xs, 0, -2).reshape(xs.shape[1:3] + (n_chunks * c,))[..., :B]
@@ -246,19 +209,9 @@ def _states_fn(chunk: int, dtype):
 @eqx.filter_jit
 def _solve_rosenbrock(model, drive: Drive, plan, save_tau, grid, out_index, batch_chunk: int = 256,
                       batch_dtype: str = "float64"):
-    scales = _scales(model, drive)
+    kernel = _kernel(model, drive)
     xs = _states_fn(batch_chunk, jnp.dtype(batch_dtype))(model, drive, plan, grid, out_index)
-    return jax.vmap(lambda tau, x: _observe(model, scales, drive, tau, x))(save_tau, xs)
-
-
-def _fixed_grid(drive: Drive, save_tau: np.ndarray, steps: int):
-    """Uniform steps, refined to land on every knot and output time (numpy, concrete)."""
-    grid = np.unique(np.concatenate([np.linspace(0.0, 1.0, int(steps) + 1), np.asarray(drive.knots), save_tau]))
-    # merge points closer than 1e-12 so that no step is degenerate
-    keep = np.concatenate([[True], np.diff(grid) > 1e-12])
-    grid = grid[keep]
-    save_index = np.clip(np.searchsorted(grid, save_tau - 1e-12), 0, len(grid) - 1)
-    return grid, save_index
+    return jax.vmap(lambda tau, x: _observe(kernel, drive, tau, x))(save_tau, xs)
 
 
 # ----------------------------------------------------------------------------
@@ -279,6 +232,36 @@ def _save_tau(protocol, drive, points_per_cycle, times) -> np.ndarray:
 
 
 FAST_DEFAULTS = dict(steps=400, first_step=1e-5, growth=1.05)
+FIXED_STEPS = 2000
+
+
+def _step_grid(drive: Drive, save_tau, method, steps, first_step, growth):
+    """(grid, save_index) in scaled time of the ROS2 paths; ValueError for bad options."""
+    if method == "fixed":
+        steps = FIXED_STEPS if steps is None else steps
+        if int(steps) < 2:
+            raise ValueError(f"steps must be >= 2, got {steps}")
+        return fixed_grid(np.asarray(drive.knots), save_tau, int(steps))
+    steps = FAST_DEFAULTS["steps"] if steps is None else steps
+    if int(steps) < 2 or not (0 < first_step <= 1) or not growth >= 1:
+        raise ValueError("fast: need steps >= 2, 0 < first_step <= 1, growth >= 1")
+    return graded_grid(np.asarray(drive.knots), save_tau, int(steps), first_step, growth)
+
+
+def step_grid(protocol, *, method: str = "fast", points_per_cycle: int = 200, times=None,
+              steps: int | None = None, first_step: float = FAST_DEFAULTS["first_step"],
+              growth: float = FAST_DEFAULTS["growth"]) -> np.ndarray:
+    """Times (s, shape (steps + 1,)) of the grid :func:`solve` steps on for ``method="fast"``/``"fixed"``.
+
+    Same options as :func:`solve`; ``len(step_grid(...)) - 1`` is the number of ROS2 steps.
+    """
+    if method not in ("fixed", "fast"):
+        raise ValueError(f"step_grid: method must be 'fast' or 'fixed' (adaptive chooses its own), got {method!r}")
+    with float64():
+        drive = drive_from_protocol(protocol)
+        save_tau = _save_tau(protocol, drive, points_per_cycle, times)
+        grid, _ = _step_grid(drive, save_tau, method, steps, first_step, growth)
+    return grid * float(drive.duration_s)
 
 
 def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times=None,
@@ -332,24 +315,14 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
         raise ValueError(f"method must be 'adaptive', 'fast' or 'fixed', got {method!r}")
     if str(batch_dtype) not in ("float64", "float32") or int(batch_chunk) < 0:
         raise ValueError("batch_dtype must be 'float64' or 'float32' and batch_chunk >= 0")
-    if method != "adaptive" and model.has_open_law():
-        raise ValueError("an NCM with an open-space law (gamma_open != 0) needs method='adaptive'")
     if method != "adaptive" and not isinstance(model.capacitor_law(), LinearCapacitor):
         warnings.warn(f"method={method!r} with a nonlinear capacitor is accurate only for rate-limited "
                       "scans; use method='adaptive' for slow (quasi-static) ones", stacklevel=2)
     with float64():
         drive = drive_from_protocol(protocol)
         save_tau = _save_tau(protocol, drive, points_per_cycle, times)
-        if method == "fixed":
-            steps = 2000 if steps is None else steps
-            if int(steps) < 2:
-                raise ValueError(f"steps must be >= 2, got {steps}")
-            grid, save_index = _fixed_grid(drive, save_tau, steps)
-        elif method == "fast":
-            steps = FAST_DEFAULTS["steps"] if steps is None else steps
-            if int(steps) < 2 or not (0 < first_step <= 1) or not growth >= 1:
-                raise ValueError("fast: need steps >= 2, 0 < first_step <= 1, growth >= 1")
-            grid, save_index = graded_grid(np.asarray(drive.knots), save_tau, int(steps), first_step, growth)
+        if method != "adaptive":
+            grid, save_index = _step_grid(drive, save_tau, method, steps, first_step, growth)
         drive = jax.tree_util.tree_map(jnp.asarray, drive)
         if method == "adaptive":
             adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
@@ -360,14 +333,6 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
         flat_grid, out_index, _ = flat_steps(grid, save_index)
         return _solve_rosenbrock(model, drive, plan, jnp.asarray(grid[save_index]), jnp.asarray(flat_grid),
                                  jnp.asarray(out_index), int(batch_chunk), str(batch_dtype))
-
-
-def _protocol_attrs(protocol) -> dict:
-    attrs = {"protocol": type(protocol).__name__}
-    for name, value in vars(protocol).items():
-        if isinstance(value, (int, float, str, np.floating, np.integer)):
-            attrs[f"protocol_{name}"] = value if not isinstance(value, np.generic) else value.item()
-    return attrs
 
 
 def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra_attrs) -> xr.Dataset:
@@ -398,7 +363,7 @@ def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra
     )
     ds.attrs.update({k: (str(v) if isinstance(v, list) else v) for k, v in model.parameters().items()})
     if protocol is not None:
-        ds.attrs.update(_protocol_attrs(protocol))
+        ds.attrs.update(protocol_attrs(protocol))
     ds.attrs.update(extra_attrs)
     return ds
 

@@ -27,13 +27,15 @@ import jaxpnp
 from jaxpnp import float64
 
 from ._ncm import AbstractLadder
+from ._sharding import sharded_vmap
 from ._simulate import solve
 
 
 def peak_map(model: AbstractLadder, protocol, gammas, R_cs, *, points_per_cycle: int = 400,
              method: str = "adaptive", q_max: str = "window", q_max_iterations: int = 6,
              **solver_options) -> xr.Dataset:
-    """CV current peak over a (gamma, R_c) grid, vmapped (paper Fig. 3g).
+    """CV current peak over a (gamma, R_c) grid, vmapped (paper Fig. 3g), the grid split
+    over the local devices (:func:`sharded_vmap`).
 
     ``model``: an :class:`NCM` template (its other parameters are kept); ``protocol``:
     a ``jaxpnp.CV`` (the first charging sweep is analysed); ``gammas`` (-), ``R_cs``
@@ -103,7 +105,7 @@ def peak_map(model: AbstractLadder, protocol, gammas, R_cs, *, points_per_cycle:
         return sol.current_density[i], sol.cell_voltage[i], sol.current_density[-1], residual
 
     with float64():
-        peak, volt, vertex, resid = jax.jit(jax.vmap(one))(jnp.asarray(g.ravel()), jnp.asarray(r.ravel()))
+        peak, volt, vertex, resid = sharded_vmap(one)(jnp.asarray(g.ravel()), jnp.asarray(r.ravel()))
     shape = g.shape
     extra = {}
     if self_consistent:

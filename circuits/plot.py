@@ -11,6 +11,8 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
+import jaxpnp
+
 
 def _axes(ax):
     if ax is None:
@@ -39,8 +41,7 @@ def slit_charge(ds, ax=None, cmap="viridis", normalise=True):
     ax = _axes(ax)
     t = np.asarray(ds["time"])
     q = np.asarray(ds["slit_charge"])
-    period = 2.0 * (ds.attrs["protocol_v_max"] - ds.attrs["protocol_v_min"]) / ds.attrs["protocol_scan_rate_V_s"] \
-        if ds.attrs.get("protocol") == "CV" else None
+    period = jaxpnp.protocol_from_attrs(ds.attrs).period if ds.attrs.get("protocol") == "CV" else None
     x = t / period if period else t
     if normalise:
         q = q / max(np.max(np.abs(q)), 1e-300)

@@ -58,7 +58,48 @@ def paper_form(F, charge=CHARGE, intercept_tolerance=1e-3):
     c2 = coeffs[2] if poly.degree() == 2 else 0.0
     paper = abs(c0) <= intercept_tolerance
     return {"form": "quadratic" if c2 != 0 else "linear", "paper": bool(paper), "R_c": c1,
-            "gamma": -2.0 * c2 / c1, "intercept": c0}
+            "gamma": paper_gamma(c1, c2), "intercept": c0}
+
+
+def paper_gamma(c1, c2):
+    """gamma of ``F(q) = c1 q + c2 q^2``: ``F'(q) = c1 (1 - gamma q)`` -> ``gamma = -2 c2 / c1``.
+
+    The one place this algebra is written (the paper-form check, its projection and the
+    open-space law all use it)."""
+    return -2.0 * c2 / c1
+
+
+def quadratic_integral_fit(charge, voltage_integral):
+    """Least squares ``A = c1 Q + c2 Q^2`` (the paper's law in integral form, no intercept).
+
+    Any units (normalised or SI); returns ``(c1, c2, r2)``. ``c1`` is then ``R_c`` (in the
+    units of A / Q) and :func:`paper_gamma` gives gamma (per unit of Q)."""
+    Q = np.asarray(charge, dtype=float)
+    A = np.asarray(voltage_integral, dtype=float)
+    M = np.stack([Q, Q ** 2], axis=1)
+    (c1, c2), *_ = np.linalg.lstsq(M, A, rcond=None)
+    r2 = 1.0 - float(np.sum((M @ np.array([c1, c2]) - A) ** 2) / np.sum((A - A.mean()) ** 2))
+    return float(c1), float(c2), r2
+
+
+def paper_form_projection(prepared, link):
+    """The paper's form closest to a link's data: least squares ``a = c1 q + c2 q^2`` on the
+    normalised integrals of :func:`prepare`. Returns ``(R_c (ohm m^2), gamma, r2)`` with
+    ``R_c = (A_s / Q_s) c1``: what a law not of the paper's form reduces to."""
+    p = prepared.sel(link=link)
+    c1, c2, r2 = quadratic_integral_fit(p["charge"].values, p["voltage_integral"].values)
+    ratio = float(p["voltage_integral_scale"]) / float(p["charge_scale"])
+    return ratio * c1, paper_gamma(c1, c2), r2
+
+
+def paper_parameters(result, link):
+    """``(R_c (ohm m^2), gamma, projected)`` of one link of a :class:`TransSlitResult`: the
+    discovered law's own when it is of the paper's form, else its :func:`paper_form_projection`."""
+    law = result.all_links()[link]
+    if law.paper_form:
+        return float(law.R_c), float(law.gamma), False
+    R_c, gamma, _ = paper_form_projection(result.prepared, link)
+    return R_c, gamma, True
 
 
 @dataclasses.dataclass(frozen=True)

@@ -1,10 +1,12 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
 from ._electrolyte import Electrolyte
+from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
 from ._io import load, read_config, save
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 
 __all__ = [
@@ -12,16 +14,34 @@ __all__ = [
     "CV",
     "Electrode",
     "Electrolyte",
+    "EquilibriumError",
     "Galvanostatic",
     "PotentialStep",
     "SimulationError",
     "build_model",
     "differentiable_run",
+    "equilibrium",
     "float64",
     "load",
+    "protocol_attrs",
+    "protocol_from_attrs",
     "read_config",
     "save",
     "simulate",
     "validate",
+    # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
+    "open_sweep",
+    "read_sweep",
+    "sweep",
 ]
 __version__ = "0.1.0"
+
+_SWEEPS = ("open_sweep", "read_sweep", "sweep")
+
+
+def __getattr__(name):
+    if name in _SWEEPS:
+        from . import sweeps
+
+        return getattr(sweeps, name)
+    raise AttributeError(f"module 'jaxpnp' has no attribute {name!r}")

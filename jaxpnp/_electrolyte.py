@@ -92,6 +92,13 @@ class Electrolyte(eqx.Module):
         return self.anion_diffusivity_m2_s / self.diffusivity_m2_s
 
     @property
+    def conductivity_S_m(self):
+        """Bulk ionic conductivity kappa = e^2 c0 (D+ + D-) / kT (S/m), Nernst-Einstein."""
+        d_minus = self.diffusivity_m2_s if self.anion_diffusivity_m2_s is None else self.anion_diffusivity_m2_s
+        return ELEMENTARY_CHARGE ** 2 * self.number_density_m3 * (self.diffusivity_m2_s + d_minus) / (
+            BOLTZMANN * self.temperature_K)
+
+    @property
     def charge_scale_C_m2(self):
         """e c0 lambda_D (C/m^2): the unit of dimensionless surface charge."""
         return ELEMENTARY_CHARGE * self.number_density_m3 * self.debye_length_m

@@ -6,6 +6,7 @@ import numpy as np
 import xarray as xr
 
 from ._electrolyte import ELEMENTARY_CHARGE
+from ._protocol_attrs import protocol_attrs
 
 
 def _attrs(units, long_name):
@@ -110,12 +111,9 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
         stern_capacitance_F_m2=(float(electrode.stern_capacitance_F_m2) if electrode.has_stern_layer
                                 else float("inf")),  # F/m^2; inf: no Stern layer
         nx=int(grid.nx), ny=int(grid.ny), unknowns=int(2 * grid.ion_node.sum()),
-        protocol=type(protocol).__name__, duration_s=float(protocol.duration),
     )
+    attrs.update(protocol_attrs(protocol))
     attrs.update({f"snapped_{k}": float(v) for k, v in grid.snapped.items()})
-    for name in ("v_min", "v_max", "scan_rate_V_s", "cycles", "v_step", "v_initial", "rise_time_s", "duration_s"):
-        if hasattr(protocol, name):
-            attrs[name] = float(getattr(protocol, name))
     for k, v in info.items():
         attrs[f"solver_{k}" if not k.startswith("solver") else k] = v if isinstance(v, str) else float(v)
     return xr.Dataset({k: (d, v, a) for k, (d, v, a) in data.items()},

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import functools
+import hashlib
 import math
+import os
 import time as _time
 import warnings
 
@@ -14,6 +16,7 @@ import jax.numpy as jnp
 import numpy as np
 import threadpoolctl
 
+from . import _equilibrium  # module import: _equilibrium imports this module too
 from ._block_tridiagonal import BlockLayout, BlockTridiagonalPreconditioner
 from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
 from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
@@ -154,6 +157,15 @@ def _traced_protocol(model):
     return eqx.tree_at(lambda m: m.protocol, model, jax.tree_util.tree_map(as_array, model.protocol))
 
 
+def _initial_state(model, protocol, electrolyte):
+    """The discrete equilibrium at the protocol's initial cell voltage (the uniform bulk at 0 V)."""
+    v0 = float(protocol.initial_cell_voltage)
+    if v0 == 0.0:
+        return model.initial_state()
+    phi0 = 0.5 * v0 / float(electrolyte.thermal_voltage_V)
+    return jnp.asarray(_equilibrium.EquilibriumSolver(model).solve(phi0).c)
+
+
 def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0,
                 preconditioner="superlu"):
     """The discrete model (and its preconditioner) for one configuration.
@@ -185,7 +197,7 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
              solver: str = "kvaerno3", max_steps_per_segment: int = 20000,
              krylov_rtol: float = 1e-5, segments_per_sweep: int = 4, progress: bool = True,
              preconditioner_reuse: float = 0.05, step_to_outputs: bool = True,
-             checkpoint_path=None, allow_subnanometre_slits: bool = False,
+             checkpoint_path=None, resume: bool = False, allow_subnanometre_slits: bool = False,
              preconditioner: str = "auto"):
     """Run the mPNP half cell under ``protocol``; returns an ``xarray.Dataset`` in SI units.
 
@@ -207,8 +219,13 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     spurious 9%-of-peak current spike at a 20000 Debye-time half-period without it;
     it costs 10-45% more steps).
     ``checkpoint_path``: netCDF file rewritten after every segment, so a long run that
-    dies keeps what it computed. On failure raises ``SimulationError`` carrying the
-    partial Dataset (also written to ``checkpoint_path`` when given).
+    dies keeps what it computed (written atomically: a temporary file, then a rename;
+    the solver state goes beside it in ``checkpoint_path + ".state.npz"``, removed when
+    the run completes). ``resume``: continue an unfinished run of the same configuration
+    from that state instead of starting over (a state of another configuration is
+    ignored, with a warning); the result then has ``solver_resumed_from_s`` > 0.
+    On failure raises ``SimulationError`` carrying the partial Dataset (also written to
+    ``checkpoint_path`` when given).
     """
     validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanometre_slits)
     if solver not in SOLVERS:
@@ -223,26 +240,35 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                                      preconditioner_reuse, preconditioner)
         model = _traced_protocol(model)
         tau = float(electrolyte.debye_time_s)
-        v0 = protocol.initial_cell_voltage
-        if abs(v0) > 0:
-            raise NotImplementedError(
-                "protocols must start at 0 V (the uniform bulk is the initial equilibrium); "
-                f"got a start at {v0} V")
         edges, per_segment = _segments(protocol, points_per_cycle, segments_per_sweep)
-        y = model.initial_state()
+        y = _initial_state(model, protocol, electrolyte)
         collected = dict(ts=[], obs=[], ys=[])
         steps = dict(accepted=0, rejected=0)
         snap_t = None if snapshot_times_s is None else np.atleast_1d(np.asarray(snapshot_times_s, float))
         dt0 = jnp.asarray((edges[1] - edges[0]) / tau / 1e3)
+        fingerprint = _fingerprint(electrolyte, electrode, protocol, grid_nm, boundary, points_per_cycle,
+                                   snap_t, rtol, atol, solver, max_steps_per_segment, krylov_rtol,
+                                   segments_per_sweep, preconditioner_reuse, step_to_outputs)
+        first, elapsed, resumed_from = 0, 0.0, 0.0
+        if resume and checkpoint_path is not None:
+            state = _read_state(checkpoint_path, fingerprint)
+            if state is not None:
+                first, elapsed = state["segments_done"], state["elapsed_s"]
+                y, dt0 = jnp.asarray(state["y"]), jnp.asarray(state["dt0"])
+                collected = state["collected"]
+                steps = dict(accepted=state["accepted"], rejected=state["rejected"])
+                resumed_from = float(edges[first])
         bar = None
         if progress:
             from tqdm.auto import tqdm
-            bar = tqdm(total=float(protocol.duration) * 1e9, unit="ns", desc="mPNP",
+            bar = tqdm(total=float(protocol.duration) * 1e9, unit="ns", desc="mPNP", initial=resumed_from * 1e9,
                        bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} ns [{elapsed}<{remaining}]")
-        t_start = _time.perf_counter()
+        t_start = _time.perf_counter() - elapsed
         failure = None
         try:
             for k, (a, b) in enumerate(zip(edges[:-1], edges[1:])):
+                if k < first:
+                    continue
                 ts, ys, obs, ok, acc, rej = _solve_segment(
                     model, precond, y, jnp.asarray(a / tau), jnp.asarray(b / tau), dt0, per_segment,
                     jnp.asarray(rtol, float), jnp.asarray(atol, float), solver, max_steps_per_segment,
@@ -285,15 +311,19 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                 if checkpoint_path is not None:
                     _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, boundary,
                                 collected, snap_t, steps, t_start, checkpoint_path, complete=False)
+                    _write_state(checkpoint_path, fingerprint, k + 1, y, dt0, collected, steps,
+                                 _time.perf_counter() - t_start)
         finally:
             if bar is not None:
                 bar.close()
         ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
-                        dict(steps, run_time_s=_time.perf_counter() - t_start,
+                        dict(steps, run_time_s=_time.perf_counter() - t_start, resumed_from_s=resumed_from,
                              rtol=rtol, atol=atol, solver=solver, preconditioner=preconditioner,
                              complete=int(failure is None)))
         if checkpoint_path is not None:
-            ds.to_netcdf(checkpoint_path, engine="h5netcdf")
+            _write_atomically(ds, checkpoint_path)
+            if failure is None and os.path.exists(_state_path(checkpoint_path)):
+                os.remove(_state_path(checkpoint_path))
         if failure is not None:
             raise SimulationError(failure, partial=ds,
                                   time_reached_s=float(ds.time[-1]) if ds.sizes.get("time") else 0.0)
@@ -304,7 +334,61 @@ def _checkpoint(to_dataset, model, electrolyte, electrode, protocol, grid_nm, bo
                 snap_t, steps, t_start, path, complete):
     ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
                     dict(steps, run_time_s=_time.perf_counter() - t_start, complete=int(complete)))
-    ds.to_netcdf(path, engine="h5netcdf")
+    _write_atomically(ds, path)
+
+
+def _write_atomically(ds, path):
+    """Write to a temporary file beside ``path``, then rename: a reader (or a run killed
+    mid-write) never sees a half-written file."""
+    tmp = f"{path}.tmp{os.getpid()}"
+    ds.to_netcdf(tmp, engine="h5netcdf")
+    os.replace(tmp, path)
+
+
+# ---- resumable state ------------------------------------------------------
+def _state_path(checkpoint_path):
+    return f"{checkpoint_path}.state.npz"
+
+
+def _fingerprint(*config):
+    """A digest of everything that determines the run (repr of the eqx modules and numbers)."""
+    text = repr(tuple(c.tolist() if isinstance(c, np.ndarray) else c for c in config))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _write_state(checkpoint_path, fingerprint, segments_done, y, dt0, collected, steps, elapsed_s):
+    """The solver state after ``segments_done`` segments, enough to continue the run."""
+    keys = sorted(collected["obs"][0]) if collected["obs"] else []
+    arrays = {f"obs_{k}": np.concatenate([o[k] for o in collected["obs"]]) for k in keys}
+    if collected["ys"] and collected["ys"][0] is not None:
+        arrays["ys"] = np.concatenate(collected["ys"])
+    tmp = f"{_state_path(checkpoint_path)}.tmp{os.getpid()}.npz"
+    np.savez(tmp, fingerprint=np.asarray(fingerprint), segments_done=segments_done, y=np.asarray(y),
+             dt0=np.asarray(dt0), ts=np.concatenate(collected["ts"]), accepted=steps["accepted"],
+             rejected=steps["rejected"], elapsed_s=elapsed_s, **arrays)
+    os.replace(tmp, _state_path(checkpoint_path))
+
+
+def _read_state(checkpoint_path, fingerprint):
+    """The saved state of this configuration, or None (none saved, unreadable, or another run's)."""
+    path = _state_path(checkpoint_path)
+    if not os.path.exists(path):
+        return None
+    try:
+        with np.load(path) as z:
+            saved = {k: z[k] for k in z.files}
+    except (OSError, ValueError) as err:
+        warnings.warn(f"ignoring unreadable solver state {path}: {err}")
+        return None
+    if str(saved["fingerprint"]) != fingerprint:
+        warnings.warn(f"ignoring solver state {path}: it belongs to another configuration")
+        return None
+    obs = {k[4:]: np.array(v) for k, v in saved.items() if k.startswith("obs_")}
+    return dict(segments_done=int(saved["segments_done"]), y=saved["y"], dt0=saved["dt0"],
+                elapsed_s=float(saved["elapsed_s"]), accepted=int(saved["accepted"]),
+                rejected=int(saved["rejected"]),
+                collected=dict(ts=[np.array(saved["ts"])], obs=[obs],
+                               ys=[np.array(saved["ys"])] if "ys" in saved else [None]))
 
 
 def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractProtocol,
@@ -333,6 +417,10 @@ def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol:
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
     validate(electrolyte, electrode, protocol, grid_nm, boundary)
+    if _concrete(protocol.initial_cell_voltage) != 0.0:
+        # the equilibrium start is a host-side Newton solve, not traceable (simulate has it)
+        raise NotImplementedError("differentiable_run starts from the uniform bulk at 0 V; got a protocol "
+                                  f"starting at {protocol.initial_cell_voltage} V (use simulate)")
     model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
                                  preconditioner=preconditioner)
     times = np.asarray(times_s, float) if _concrete_array(times_s) else None

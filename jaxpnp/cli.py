@@ -2,7 +2,11 @@
 
     jaxpnp simulate CONFIG.toml -o run.nc     one mPNP run from a TOML description
     jaxpnp reproduce [--quick] [-o DIR]       the paper's chain: mPNP -> discovery -> NCM -> report
-    jaxpnp bench [--quick]                    every benchmark script in benchmarks/ (run_all.py)
+    jaxpnp sweep SWEEP.toml -o DIR            a parameter sweep on Dask [--workers N | --scheduler ADDRESS]
+
+Benchmarks are scripts of the source checkout: ``python benchmarks/run_all.py [--quick]``.
+The CLI is the application layer: it imports the core and the reproduce pipeline (which
+imports circuits and discovery) at module top; nothing in the core imports it.
 
 Exit codes: 0 success, 1 a run that failed while computing (the partial result is
 kept where possible), 2 bad input (unreadable or invalid configuration, bad
@@ -14,10 +18,15 @@ from __future__ import annotations
 import argparse
 import math
 import os
-import subprocess
 import sys
 import tomllib
 from pathlib import Path
+
+import numpy as np
+
+import jaxpnp
+from jaxpnp import sweeps
+from jaxpnp.reproduce import reproduce
 
 
 class _UsageError(Exception):
@@ -42,8 +51,6 @@ _SIMULATE_KWARGS = {
 
 def _load_config(path: str):
     """(electrolyte, electrode, protocol, kwargs) or _UsageError with a one-line reason."""
-    import jaxpnp
-
     if not os.path.isfile(path):
         raise _UsageError(f"config file not found: {path}")
     try:
@@ -70,8 +77,6 @@ def _one_line(err: BaseException) -> str:
 
 
 def _summary(ds) -> str:
-    import numpy as np
-
     t = np.asarray(ds["time"])
     lines = [
         f"  time points     : {t.size} over {t[-1] * 1e9 if t.size else 0.0:.4g} ns",
@@ -99,8 +104,6 @@ def cmd_simulate(args) -> int:
         electrolyte, electrode, protocol, kwargs = _load_config(args.config)
     except _UsageError as err:
         return _fail(str(err))
-    import jaxpnp
-
     out = Path(args.output)
     if out.parent and not out.parent.exists():
         return _fail(f"output directory does not exist: {out.parent}")
@@ -127,8 +130,6 @@ def cmd_simulate(args) -> int:
 # ---------------------------------------------------------------------------
 
 def cmd_reproduce(args) -> int:
-    from .reproduce import reproduce
-
     try:
         summary = reproduce(args.output, quick=args.quick, progress=not args.no_progress,
                             engine=args.engine)
@@ -148,25 +149,39 @@ def cmd_reproduce(args) -> int:
 
 
 # ---------------------------------------------------------------------------
-# bench
+# sweep
 # ---------------------------------------------------------------------------
 
-def _benchmarks_dir() -> Path | None:
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        cand = base / "benchmarks" / "run_all.py"
-        if cand.is_file():
-            return cand.parent
-    return None
-
-
-def cmd_bench(args) -> int:
-    where = _benchmarks_dir()
-    if where is None:
-        return _fail("benchmarks/run_all.py not found (run from a source checkout)")
-    cmd = [sys.executable, str(where / "run_all.py")]
-    if args.quick:
-        cmd.append("--quick")
-    return subprocess.call(cmd)
+def cmd_sweep(args) -> int:
+    if args.workers is not None and args.scheduler is not None:
+        return _fail("give --workers (a local cluster) or --scheduler (a running one), not both")
+    try:
+        options = sweeps.read_sweep(args.config)
+        if args.discover:
+            options["discover"] = True
+        if args.engine is not None:
+            options["engine"] = args.engine
+        spec = sweeps.make_spec(options["base"], options.get("over"), options.get("points"))
+    except tomllib.TOMLDecodeError as err:
+        return _fail(f"{args.config} is not valid TOML: {_one_line(err)}")
+    except (ValueError, TypeError) as err:
+        return _fail(f"{args.config}: {_one_line(err)}")
+    print(f"jaxpnp sweep: {args.config}: {len(spec.points)} points over {', '.join(spec.dims)} -> {args.output}",
+          file=sys.stderr)
+    try:
+        result = sweeps.sweep(**options, outdir=args.output, workers=args.workers, scheduler=args.scheduler,
+                              progress=not args.no_progress)
+    except KeyboardInterrupt:
+        print(f"\ninterrupted; rerun the same command to resume from the files in {args.output}",
+              file=sys.stderr)
+        return 130
+    except (ValueError, TypeError, OSError) as err:
+        return _fail(_one_line(err))
+    print(f"{result.computed} computed, {result.skipped} already complete, {len(result.failed)} failed "
+          f"({result.wall_time_s:.1f} s); read with jaxpnp.open_sweep({str(args.output)!r})")
+    for pid, message in result.failed.items():
+        print(f"  failed {pid}: {message}", file=sys.stderr)
+    return 1 if result.failed else 0
 
 
 # ---------------------------------------------------------------------------
@@ -189,9 +204,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=cmd_reproduce)
 
-    p = sub.add_parser("bench", help="run benchmarks/run_all.py")
-    p.add_argument("--quick", action="store_true", help="pass --quick to every benchmark")
-    p.set_defaults(func=cmd_bench)
+    p = sub.add_parser("sweep", help="a parameter sweep of mPNP runs on Dask (resumable)")
+    p.add_argument("config", help="sweep TOML: base = \"run.toml\" (or [base.*] tables), [over] axes or [[points]]")
+    p.add_argument("-o", "--output", default="sweep_out", help="output directory: one netCDF per point")
+    p.add_argument("--workers", type=int, default=None, help="local worker processes (default: one per core)")
+    p.add_argument("--scheduler", default=None, help="address or scheduler file of a running Dask cluster")
+    p.add_argument("--discover", action="store_true", help="also discover the trans-slit law per point")
+    p.add_argument("--engine", default=None, help="discovery engine (default sparse)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.set_defaults(func=cmd_sweep)
     return parser
 
 

@@ -259,7 +259,7 @@ def test_circuits_cr_solve_matches_dense_solve():
 _LAW = circuits.ResistanceLaw(lambda Q, qmax, Rc, p: Rc * (1 - p * Q / qmax), np.asarray(0.5))
 
 
-@pytest.mark.parametrize("case", ["ncm", "node", "law", "galvanostatic"])
+@pytest.mark.parametrize("case", ["ncm", "node", "law", "galvanostatic", "bikerman"])
 def test_vmapped_fast_path_matches_single_curves(case):
     # jax.vmap over the model takes the batch-last cyclic-reduction path (custom_vmap);
     # it must reproduce the single-curve (gtsv) fast solver, and stay near the adaptive one
@@ -270,6 +270,8 @@ def test_vmapped_fast_path_matches_single_curves(case):
     def model(r_c, gamma):
         if case == "law":
             return circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, r_c, law=circuits.ResistanceLaw(_LAW.fn, gamma))
+        if case == "bikerman":  # a nonlinear capacitor on the batch-last kernel
+            return circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, r_c, gamma, capacitor=circuits.BikermanCapacitor())
         return circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, r_c, gamma, charge="node" if case == "node" else "link")
 
     def curve(r_c, gamma, **kw):
@@ -535,6 +537,22 @@ def test_open_space_law_input_checks():
         circuits.NCM(*args, gamma=0.5, gamma_open=1.5)
     with pytest.raises(ValueError, match="q_max_open"):
         circuits.NCM(*args, gamma=0.5, gamma_open=-1.0, q_max_open=-0.1)
-    model = circuits.NCM(*args, gamma=0.5, gamma_open=-1.0)
-    with pytest.raises(ValueError, match="adaptive"):
-        circuits.simulate(model, CV, method="fast")
+
+
+def test_open_space_law_on_every_solver_path():
+    # the one ladder kernel serves every path: fast, fixed and batched follow the adaptive reference
+    model = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, gamma=0.4, gamma_open=-3.0, q_max_open=0.2)
+    cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=2e8, cycles=1)
+    ref = circuits.solve(model, cv, points_per_cycle=60, rtol=1e-10, atol=1e-12).current_density
+    scale = float(np.max(np.abs(ref)))
+    ohmic = circuits.solve(dataclasses.replace(model, gamma_open=0.0), cv, points_per_cycle=60).current_density
+    assert np.max(np.abs(np.asarray(ohmic) - np.asarray(ref))) > 0.05 * scale  # the law matters here
+    for method, kw in (("fast", {}), ("fixed", dict(steps=4000))):
+        got = circuits.solve(model, cv, points_per_cycle=60, method=method, **kw).current_density
+        assert np.max(np.abs(np.asarray(got) - np.asarray(ref))) < 3e-3 * scale, method
+    with jaxpnp.float64():
+        go = jax.numpy.asarray([-3.0, -1.0])
+        batched = jax.jit(jax.vmap(lambda g: circuits.solve(dataclasses.replace(model, gamma_open=g), cv,
+                                                             points_per_cycle=60, method="fast").current_density))(go)
+    single = circuits.solve(model, cv, points_per_cycle=60, method="fast").current_density
+    assert np.max(np.abs(np.asarray(batched[0]) - np.asarray(single))) < 1e-10 * scale

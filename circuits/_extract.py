@@ -1,0 +1,274 @@
+"""Circuit extraction: an NCM built from an mPNP Dataset, with nothing fitted to its CV.
+
+All per projected electrode area, SI, electrode-side sign (``q_k = -slit_charge_k``),
+node 0 = the open space.
+
+* Capacitors: from ``equilibrium`` data, each node's equilibrium charge against the
+  electrode potential ``q_k^eq(phi_m)`` (a ``jaxpnp.equilibrium`` Dataset, dims
+  ``(potential, slit)``, or the charging half of a slow mPNP sweep, dims
+  ``(time, slit)``) -> :class:`TabulatedCapacitor`. Without it: linear chord
+  capacitors ``C_k = max_t q_k / max_t phi_m`` of the run itself (the paper's NCM).
+* Node potentials: ``V_k = phi_m - (q_k^eq)^-1(q_k)`` (:func:`node_potentials`), 0 V at
+  equilibrium, unlike the mid-slit potential (overlapping double layers carry a
+  Donnan-like offset that no resistor produces).
+* Links: the laws ``discovery.trans_slit_law`` finds on the chosen potential, each
+  reduced to the paper's form ``R_c (1 - gamma Q/Q^max)`` (``discovery.paper_parameters``);
+  ``Q_i^max`` is the discovery's charge scale (max of ``int I_i dt`` while charging).
+* Open space: on node potentials the same form ``R_open (1 - gamma_open Q_e/Q_e^max)`` by
+  least squares (:func:`open_space_law`); on mid-slit potentials the separator's ohmic
+  resistance ``L_sep / kappa`` (:func:`separator_resistance`), or for linear capacitors a
+  least-squares ``R_open`` on the charging half-cycle.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import warnings
+from typing import Any
+
+import numpy as np
+import xarray as xr
+from scipy.integrate import cumulative_trapezoid
+
+import discovery
+import jaxpnp
+
+from ._ncm import NCM, TabulatedCapacitor
+
+KINDS = ("ncm",)  # kind="salt" (circuits.SaltNCM) is wired by its own module
+
+
+def _charging(ds):
+    """Index slice of the first charging half-cycle of a time series (``discovery.charging_window``)."""
+    start, end, _ = discovery.charging_window(np.asarray(ds["time"]), np.asarray(ds["cell_voltage"]))
+    return slice(start, end + 1)
+
+
+def equilibrium_curves(equilibrium: xr.Dataset):
+    """``(phi_m (m,) V, q (m, n+1) C/m^2)``: every node's equilibrium charge against the electrode
+    potential, from 0 V up, electrode side; non-decreasing in ``phi_m``.
+
+    ``equilibrium``: a ``jaxpnp.equilibrium`` Dataset (``potential`` dim) or a slow mPNP sweep
+    (``time`` dim; its first charging half-cycle is used).
+    """
+    if "potential" in equilibrium.dims:
+        phi = np.asarray(equilibrium["potential"], dtype=float)
+        q = -np.asarray(equilibrium["slit_charge"].transpose("potential", "slit"), dtype=float)
+        order = np.argsort(phi)
+        phi, q = phi[order], q[order]
+        if phi[0] > 0:  # equilibrium at 0 V holds no charge
+            phi, q = np.r_[0.0, phi], np.vstack([np.zeros((1, q.shape[1])), q])
+    elif "time" in equilibrium.dims:
+        half = _charging(equilibrium)
+        phi = np.asarray(equilibrium["electrode_potential"], dtype=float)[half]
+        q = -np.asarray(equilibrium["slit_charge"].transpose("time", "slit"), dtype=float)[half]
+    else:
+        raise ValueError("equilibrium must have a 'potential' (jaxpnp.equilibrium) or 'time' (slow sweep) dimension")
+    if phi.size < 2 or not phi[-1] > phi[0]:
+        raise ValueError("equilibrium data must span a range of electrode potentials")
+    return phi, np.maximum.accumulate(q, axis=0)
+
+
+def equilibrium_capacitor(equilibrium: xr.Dataset, n_table: int = 200):
+    """``(TabulatedCapacitor, C (n+1,) F/m^2)`` of the nodes' equilibrium curves; ``C_k`` the chord at the top."""
+    phi, q = equilibrium_curves(equilibrium)
+    v = np.linspace(0.0, float(phi[-1]), n_table)
+    shapes, C = [], []
+    for k in range(q.shape[1]):
+        curve = np.interp(v, phi, np.maximum(q[:, k], 0.0))
+        curve = curve - curve[0] + 1e-9 * np.max(curve) * np.arange(n_table)  # start at 0, strictly increasing
+        c = curve[-1] / v[-1]
+        shapes.append(curve / c)
+        C.append(c)
+    return TabulatedCapacitor(v, np.array(shapes)), np.array(C)
+
+
+def node_potentials(ds: xr.Dataset, equilibrium: xr.Dataset) -> np.ndarray:
+    """Circuit node potential of every region (V, (time, slit)) of an mPNP run.
+
+    An NCM node holds ``q_k = q_k^eq(phi_m - V_k)``; inverting the equilibrium curve on
+    the run's own charges gives ``V_k(t) = phi_m(t) - (q_k^eq)^-1(q_k(t))``. Charges beyond
+    the table's last value map to its end.
+    """
+    phi_eq, q_eq = equilibrium_curves(equilibrium)
+    phi = np.asarray(ds["electrode_potential"], dtype=float)
+    q = -np.asarray(ds["slit_charge"].transpose("time", "slit"), dtype=float)
+    if q.shape[1] != q_eq.shape[1]:
+        raise ValueError(f"the equilibrium data have {q_eq.shape[1]} regions, the run {q.shape[1]}")
+    out = np.empty_like(q)
+    for k in range(q.shape[1]):
+        curve = q_eq[:, k] + 1e-12 * np.max(np.abs(q_eq[:, k])) * np.arange(q_eq.shape[0])  # strictly increasing
+        out[:, k] = phi - np.sign(q[:, k]) * np.interp(np.abs(q[:, k]), curve, phi_eq)
+    return out
+
+
+@dataclasses.dataclass(frozen=True)
+class OpenSpaceLaw:
+    """``V_0 = I R_open (1 - gamma_open Q_e / Q_e^max)``: ``R_open`` (ohm m^2), ``gamma_open``,
+    ``q_max_open`` (C/m^2), ``r2`` of the integral-form least squares."""
+
+    R_open: float
+    gamma_open: float
+    q_max_open: float
+    r2: float
+
+
+def open_space_law(ds: xr.Dataset, node_potential) -> OpenSpaceLaw:
+    """The open-space branch's law from an mPNP run and its node potentials (V, (time, slit)).
+
+    Least squares in the discovery's integral form over the charging half-cycle:
+    ``int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))``, ``Q_e = int I dt``.
+    """
+    half = _charging(ds)
+    t = np.asarray(ds["time"], dtype=float)[half]
+    Q = cumulative_trapezoid(np.asarray(ds["current_density"], dtype=float)[half], t, initial=0.0)
+    A = cumulative_trapezoid(np.asarray(node_potential, dtype=float)[half, 0], t, initial=0.0)
+    q_max = float(np.max(Q))
+    if not q_max > 0:
+        raise ValueError("no charge passes the open space while charging")
+    c1, c2, r2 = discovery.quadratic_integral_fit(Q / q_max, A)
+    return OpenSpaceLaw(R_open=c1 / q_max, gamma_open=discovery.paper_gamma(c1, c2), q_max_open=q_max, r2=r2)
+
+
+def _electrolyte(attrs) -> jaxpnp.Electrolyte:
+    return jaxpnp.Electrolyte(concentration_M=float(attrs["concentration_M"]),
+                              ion_diameter_nm=float(attrs["ion_diameter_nm"]),
+                              diffusivity_m2_s=float(attrs["diffusivity_m2_s"]),
+                              anion_diffusivity_m2_s=float(attrs["anion_diffusivity_m2_s"]),
+                              relative_permittivity=float(attrs["relative_permittivity"]),
+                              temperature_K=float(attrs["temperature_K"]))
+
+
+def separator_resistance(ds: xr.Dataset) -> float:
+    """Ohmic resistance (ohm m^2) of the separator's bulk electrolyte, ``L_sep / kappa``."""
+    return float(ds.attrs["snapped_separator_nm"]) * 1e-9 / float(_electrolyte(ds.attrs).conductivity_S_m)
+
+
+@dataclasses.dataclass(frozen=True)
+class Extraction:
+    """What :func:`extract` built and from what: ``model`` (the NCM), ``laws`` (the
+    ``discovery.TransSlitResult`` the links come from), ``potential`` (the name of the link
+    voltage it used), ``node_potential`` ((time, slit) V, or None), ``open_law``
+    (:class:`OpenSpaceLaw` or None), ``R_open_source`` (how R_open was found),
+    ``capacitance`` ((n+1,) F/m^2: chord capacitances of the nodes), ``link_R_c`` /
+    ``link_gamma`` ((n,) the per-link paper-form values), ``projected`` ((n,) bool: the
+    law found was not of the paper's form and was projected on it)."""
+
+    model: NCM
+    laws: Any
+    potential: str
+    node_potential: Any
+    open_law: OpenSpaceLaw | None
+    R_open_source: str
+    capacitance: np.ndarray
+    link_R_c: np.ndarray
+    link_gamma: np.ndarray
+    projected: np.ndarray
+
+
+def _chord(ds):
+    """Linear chord capacitors and a least-squares R_open of the run (the paper's NCM)."""
+    phi = np.asarray(ds["electrode_potential"], dtype=float)
+    q = -np.asarray(ds["slit_charge"].transpose("time", "slit"), dtype=float)
+    current = np.asarray(ds["current_density"], dtype=float)
+    C = np.max(q, axis=0) / float(np.max(phi))
+    if not np.all(C > 0):
+        raise ValueError(f"a node never charges positively in this run (chord capacitances {C}): no linear capacitor")
+    half = _charging(ds)
+    x = phi[half] - q[half, 0] / C[0]
+    R_open = float(np.sum(x * current[half]) / np.sum(current[half] ** 2))
+    source = "least squares on the charging half-cycle"
+    if not R_open > 0:
+        # the linear branch cannot represent this run: the separator's ohmic resistance instead
+        source = f"separator bulk resistance (least squares gave a non-positive {R_open:.3g} ohm m^2)"
+        R_open = separator_resistance(ds)
+    return C, R_open, source
+
+
+def _gamma_args(gamma) -> dict:
+    """``allow_gamma_outside_unit`` when a discovered gamma leaves [0, 1], with a warning (never clipped)."""
+    g = np.asarray(gamma, dtype=float)
+    if np.all((g >= 0) & (g <= 1)):
+        return {}
+    warnings.warn(f"discovered gamma {np.round(g, 3).tolist()} leaves [0, 1]: the NCM keeps it "
+                  "(allow_gamma_outside_unit=True), not clipped", stacklevel=3)
+    return dict(allow_gamma_outside_unit=True)
+
+
+def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential: str | None = None,
+            laws=None, per_link: bool = True, n_slits: int | None = None, engine: str = "operon",
+            seed: int = 0, discovery_options: dict | None = None) -> Extraction:
+    """Build the NCM of an mPNP run (see the module docstring) and say how; nothing is fitted to the CV.
+
+    ``potential``: ``"node_potential"`` (default when ``equilibrium`` is given: every element's
+    law on the circuit node potentials, with the open-space law) or ``"slit_potential"``
+    (the paper's mid-slit trans-slit voltage, ohmic R_open). ``laws``: a
+    ``discovery.TransSlitResult`` found on that potential with ``slits="all"`` (else
+    discovery runs here with ``engine``, ``seed``, ``discovery_options``). ``per_link``: each
+    link its own R_c and gamma (else one pair, the inner links' mean: the paper's NCM).
+    ``n_slits``: another depth than the run's (one R_c, gamma; the slits' mean capacitor; default Q^max).
+    """
+    if potential is None:
+        potential = "node_potential" if equilibrium is not None else "slit_potential"
+    if potential not in ("node_potential", "slit_potential"):
+        raise ValueError(f"potential must be 'node_potential' or 'slit_potential', got {potential!r}")
+    if potential == "node_potential" and equilibrium is None:
+        raise ValueError("node potentials need the nodes' equilibrium curves: pass equilibrium=")
+    missing = [v for v in ("time", "slit", "electrode_potential", "cell_voltage", "current_density",
+                           "slit_charge", "trans_slit_current") if v not in ds.variables]
+    if missing:
+        raise ValueError(f"extract needs an mPNP Dataset (jaxpnp.simulate); missing {missing}")
+    V = node_potentials(ds, equilibrium) if potential == "node_potential" else None
+    if laws is None:
+        data = ds.assign(node_potential=(("time", "slit"), V)) if V is not None else ds
+        laws = discovery.trans_slit_law(data, engine=engine, slits="all", seed=seed, potential=potential,
+                                        **(discovery_options or {}))
+    n_run = int(ds.sizes["slit"]) - 1  # slits; link i joins node i to i + 1, i = 0..n_run-1
+    laws_by_link = laws.all_links()
+    if sorted(laws_by_link) != list(range(n_run)):
+        raise ValueError(f"laws must cover every link 0..{n_run - 1} (slits='all'), got {sorted(laws_by_link)}")
+    params = [discovery.paper_parameters(laws, i) for i in range(n_run)]
+    R_c = np.array([p[0] for p in params])
+    gamma = np.array([p[1] for p in params])
+    projected = np.array([p[2] for p in params])
+    q_max = np.array([laws_by_link[i].charge_scale for i in range(n_run)])
+    inner = slice(1, n_run) if n_run > 1 else slice(0, 1)  # the slit-to-slit links (0 is the open space's)
+    if equilibrium is not None:
+        capacitor, C = equilibrium_capacitor(equilibrium)
+    else:
+        capacitor, C = None, None
+    open_law = open_space_law(ds, V) if V is not None else None
+    if open_law is not None:
+        R_open, source = open_law.R_open, "open-space law on the node potential (integral-form least squares)"
+    elif capacitor is not None:
+        R_open, source = separator_resistance(ds), "separator bulk resistance L/kappa"
+    else:
+        C, R_open, source = _chord(ds)
+    same = n_slits is None or int(n_slits) == n_run
+    n = n_run if same else int(n_slits)
+    if per_link and same:
+        rc, g = R_c, gamma
+        q_max_model = q_max if np.all(np.isfinite(q_max)) else None
+    else:  # the paper's NCM: one R_c and gamma, the inner links' mean
+        rc, g, q_max_model = float(np.mean(R_c[inner])), float(np.mean(gamma[inner])), None
+    if not same and capacitor is not None:  # another depth: the slits' mean curve for every node
+        capacitor = TabulatedCapacitor(capacitor.voltage_V, np.asarray(capacitor.shape_V)[1:].mean(axis=0))
+    C_slit = C[1:] if same else float(np.mean(C[1:]))
+    open_args = dict(gamma_open=open_law.gamma_open, q_max_open=open_law.q_max_open) if open_law and same else {}
+    model = NCM(n, R_open, float(C[0]), C_slit, rc, g, q_max=q_max_model, capacitor=capacitor,
+                **_gamma_args(g), **open_args)
+    return Extraction(model=model, laws=laws, potential=potential, node_potential=V, open_law=open_law,
+                      R_open_source=source, capacitance=np.asarray(C), link_R_c=R_c, link_gamma=gamma,
+                      projected=projected)
+
+
+def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | None = None,
+              potential: str | None = None, **options):
+    """The circuit model of an mPNP Dataset, nothing fitted to its CV (``extract(...).model``).
+
+    ``kind="ncm"``: :class:`NCM` (see :func:`extract` for ``potential`` and ``options``).
+    """
+    if kind not in KINDS:
+        raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(KINDS)}"
+                         + (" (the salt-aware model is not wired yet)" if kind == "salt" else ""))
+    return extract(ds, equilibrium=equilibrium, potential=potential, **options).model
