@@ -90,7 +90,9 @@ def factor_and_solve_times(el, electrode, h, boundary, names):
             state = build(c, hgamma)
             x = np.asarray(apply(state, r))
             ref = x if ref is None else ref
-            out[name] = dict(factor_ms=median_ms(build, c, hgamma), solve_ms=median_ms(apply, state, r),
+            factor_ms = median_ms(build, c, hgamma)
+            state = build(c, hgamma)  # the host cache keeps only the newest SuperLU factors
+            out[name] = dict(factor_ms=factor_ms, solve_ms=median_ms(apply, state, r),
                              max_difference_to_superlu=float(np.abs(x - ref).max() / np.abs(ref).max()))
             print(name, json.dumps(out[name]), flush=True)
     return out

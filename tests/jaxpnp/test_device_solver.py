@@ -128,3 +128,21 @@ def test_reverse_mode_stage_adjoint_materialises_no_dense_jacobian():
         host = jax.jit(jax.grad(charge("superlu"))).lower(78.5).as_text()
     assert dense in host
     assert dense not in device
+
+
+def test_vmap_over_scan_rate_with_times_in_units_of_the_period():
+    # protocol numbers as traced values: the output times follow the period of each member
+    fractions = np.array([0.25, 0.5, 0.75, 1.0])
+
+    def run(half_period_debye):
+        cv = jaxpnp.CV(v_max=0.5, scan_rate_V_s=0.5 / (half_period_debye * TAU))
+        return jaxpnp.differentiable_run(EL, TWO_SHEETS, cv, fractions * cv.duration, grid_nm=0.3,
+                                         **TOLERANCES)
+
+    periods = np.array([100.0, 300.0])
+    with jaxpnp.float64():
+        qb, _ = jax.jit(jax.vmap(run))(jnp.asarray(periods))
+        q_fast, _ = _RUN(78.5)  # the 100-Debye-time member, run alone
+    np.testing.assert_allclose(np.asarray(qb[0]), np.asarray(q_fast), rtol=1e-8)
+    # slower sweeps charge further by the vertex
+    assert float(qb[1, 1]) > float(qb[0, 1])
