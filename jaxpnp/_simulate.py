@@ -25,7 +25,7 @@ from ._model import MPNPModel
 from ._poisson import FastPoisson
 from ._precision import float64
 from ._preconditioner import SparseLUPreconditioner
-from ._protocol import CV, AbstractProtocol, PotentialStep
+from ._protocol import CV, AbstractProtocol, PotentialStep, Sine
 from ._stage_adjoint import with_stage_adjoint
 
 BOUNDARIES = ("symmetric", "reservoir")
@@ -113,7 +113,7 @@ def validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanom
 
 def _segments(protocol, points_per_cycle, segments_per_sweep):
     """Segment boundaries (s) aligned with the protocol's jumps, and save points per segment."""
-    if isinstance(protocol, CV):
+    if isinstance(protocol, (CV, Sine)):  # periodic: segments line up with the half periods
         vertices = np.concatenate([[0.0], protocol.jump_times, [protocol.duration]])
         edges = np.unique(np.concatenate([np.linspace(a, b, segments_per_sweep + 1)
                                           for a, b in zip(vertices[:-1], vertices[1:])]))
