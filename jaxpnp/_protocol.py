@@ -10,12 +10,18 @@ from __future__ import annotations
 import math
 
 import equinox as eqx
+import jax
 import jax.numpy as jnp
 import numpy as np
 
 
+def _traced(value) -> bool:
+    """A JAX tracer (inside jit/vmap/grad): checked by the caller's concrete run, not here."""
+    return isinstance(value, jax.core.Tracer)
+
+
 def _require_finite(name: str, value: float) -> None:
-    if not math.isfinite(float(value)):
+    if not _traced(value) and not math.isfinite(float(value)):
         raise ValueError(f"{name} must be finite, got {value!r}")
 
 
@@ -58,9 +64,10 @@ class CV(AbstractProtocol):
     def __check_init__(self):
         for name in ("v_min", "v_max", "scan_rate_V_s"):
             _require_finite(name, getattr(self, name))
-        if not self.v_max > self.v_min:
+        # a traced number (e.g. a scan rate under jax.vmap) is checked by its concrete run
+        if not (_traced(self.v_max) or _traced(self.v_min)) and not self.v_max > self.v_min:
             raise ValueError(f"CV needs v_max > v_min, got v_min={self.v_min}, v_max={self.v_max}")
-        if not self.scan_rate_V_s > 0:
+        if not _traced(self.scan_rate_V_s) and not self.scan_rate_V_s > 0:
             raise ValueError(f"CV scan_rate_V_s must be positive, got {self.scan_rate_V_s}")
         if int(self.cycles) < 1:
             raise ValueError(f"CV cycles must be >= 1, got {self.cycles}")
