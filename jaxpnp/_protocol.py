@@ -163,6 +163,47 @@ class PotentialStep(AbstractProtocol):
         return np.linspace(0.0, self.duration, max(2, int(points_per_cycle)) + 1)
 
 
+class Sine(_Cyclic):
+    """Cell voltage ``v_bias + amplitude_V sin(2 pi frequency_Hz t)`` (V) for ``cycles`` periods.
+
+    Starts in equilibrium at ``v_bias`` (V); for small-signal (impedance) checks against
+    ``jaxpnp.impedance`` keep ``amplitude_V`` well below kT/e.
+    """
+
+    v_bias: float = 0.0
+    amplitude_V: float = 0.01
+    frequency_Hz: float = 1e8
+    cycles: int = eqx.field(static=True, default=3)
+
+    def __check_init__(self):
+        for name in ("v_bias", "amplitude_V", "frequency_Hz"):
+            _require_finite(name, getattr(self, name))
+        if not self.amplitude_V > 0:
+            raise ValueError(f"Sine amplitude_V must be positive, got {self.amplitude_V}")
+        if not self.frequency_Hz > 0:
+            raise ValueError(f"Sine frequency_Hz must be positive, got {self.frequency_Hz}")
+        if int(self.cycles) < 1:
+            raise ValueError(f"Sine cycles must be >= 1, got {self.cycles}")
+
+    @property
+    def initial_cell_voltage(self) -> float:
+        return float(self.v_bias)
+
+    @property
+    def half_period(self) -> float:
+        # no derivative jumps; the half periods (jump_times) line the solver's segments up with the cycles
+        return 0.5 / self.frequency_Hz
+
+    def cell_voltage(self, t):
+        return self.v_bias + self.amplitude_V * jnp.sin(2.0 * jnp.pi * self.frequency_Hz * jnp.asarray(t))
+
+    def electrode_potential(self, t):
+        return 0.5 * self.cell_voltage(t)
+
+    def charging(self, t):
+        return jnp.cos(2.0 * jnp.pi * self.frequency_Hz * jnp.asarray(t)) > 0
+
+
 class Galvanostatic(_Cyclic):
     """Constant-current charge then discharge: ``+current`` for ``charge_time_s``, then ``-current``.
 

@@ -23,7 +23,7 @@ from ._model import MPNPModel
 from ._poisson import FastPoisson
 from ._precision import float64
 from ._preconditioner import SparseLUPreconditioner
-from ._protocol import CV, AbstractProtocol, PotentialStep
+from ._protocol import CV, AbstractProtocol, PotentialStep, Sine
 
 BOUNDARIES = ("symmetric", "reservoir")
 SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
@@ -91,7 +91,7 @@ def validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanom
 
 def _segments(protocol, points_per_cycle, segments_per_sweep):
     """Segment boundaries (s) aligned with the protocol's jumps, and save points per segment."""
-    if isinstance(protocol, CV):
+    if isinstance(protocol, (CV, Sine)):  # periodic: segments line up with the half periods
         vertices = np.concatenate([[0.0], protocol.jump_times, [protocol.duration]])
         edges = np.unique(np.concatenate([np.linspace(a, b, segments_per_sweep + 1)
                                           for a, b in zip(vertices[:-1], vertices[1:])]))
