@@ -54,8 +54,11 @@ def main():
     z_ds = jaxpnp.impedance(el, electrode, freqs, 0.0, grid_nm=grid, boundary=boundary)
     t_imp = time.perf_counter() - t0
     z_mpnp = z_ds.impedance_real.values + 1j * z_ds.impedance_imag.values
-    z_ncm = np.asarray(circuits.impedance(ncm, freqs))
-    z_tlm = np.asarray(circuits.impedance(tlm, freqs))
+    # linearised 0.1 mV above 0 V: the tabulated capacitor's slope at exactly 0 V comes out NaN
+    # (circuits.TabulatedCapacitor, reported to arch); inside the first table segment it is exact
+    offset = dict(charge_fraction=1e-4, swing_V=1.0)
+    z_ncm = np.asarray(circuits.impedance(ncm, freqs, **offset))
+    z_tlm = np.asarray(circuits.impedance(tlm, freqs, **offset))
     rel = lambda z: np.abs(z / z_mpnp - 1)
     summary = dict(case="paper" if args.paper else "small", grid_nm=grid, boundary=boundary, v_max=v_max,
                    half_period_s=cv.half_period, mpnp_cv_s=t_run, extraction_s=t_extract, impedance_s=t_imp,
