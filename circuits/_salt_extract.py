@@ -76,7 +76,7 @@ def _equilibria(equilibrium) -> list:
     return eqs
 
 
-def fit_storage(equilibrium, separator_m: float | None = None, separator_nodes: int = 4):
+def fit_storage(equilibrium, separator_m: float | None = None, separator_nodes: int = 2):
     """Fit node storage laws to equilibrium charge/content curves.
 
     ``equilibrium``: a ``jaxpnp.equilibrium`` Dataset (reservoir boundary, potentials
@@ -213,7 +213,14 @@ def residual_link_law(ds, storage, content0, R_c):
     return np.clip(gam, -5.0, 0.99), qmax
 
 
-def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = 4, boundary=None,
+# Two separator nodes: node 0 then holds L/4 = 2.5 nm of the 10 nm separator's bulk. Its share
+# must exceed the co-ion depletion thickness of the crowded open-space layer, or the node's
+# (charge, salt) storage turns thermodynamically unstable: measured at the 1 V paper case,
+# L/8 = 1.27 nm (4 nodes) gave a positive eigenvalue (~2e13 /s) near the vertex, 2.5 nm runs.
+DEFAULT_SEPARATOR_NODES = 2
+
+
+def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = DEFAULT_SEPARATOR_NODES, boundary=None,
                        linear_V: float = 0.05, residual_law: bool = False, laws=None, engine=None, seed=None,
                        discovery_options=None):
     """A :class:`SaltNCM` extracted from the mPNP run ``ds`` and its equilibrium curves.

@@ -146,7 +146,7 @@ def _synthetic_equilibrium(storage, concentrations, potentials, separator_nm, at
         q, N, u = (np.asarray(a) for a in (q, N, u))
         qs = np.stack([np.interp(potentials, u[:, k], q[:, k]) for k in range(n)], 1)
         Ns = np.stack([np.interp(potentials, u[:, k], N[:, k]) for k in range(n)], 1)
-        Ns[:, 0] += 2 * c_M * 1e3 * circuits._salt.separator_volume_in_line(separator_nm * 1e-9, 4)
+        Ns[:, 0] += 2 * c_M * 1e3 * circuits._salt.separator_volume_in_line(separator_nm * 1e-9, 2)
         ds = xr.Dataset({"slit_charge": (("potential", "slit"), -qs), "slit_ion_content": (("potential", "slit"), Ns)},
                         coords={"potential": potentials, "slit": np.arange(n)})
         ds.attrs.update(attrs, concentration_M=c_M, boundary="reservoir")
