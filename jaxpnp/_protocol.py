@@ -49,7 +49,38 @@ class AbstractProtocol(eqx.Module):
         raise NotImplementedError
 
 
-class CV(AbstractProtocol):
+class _Cyclic(AbstractProtocol):
+    """A programme of ``cycles`` periods, each a charging half then a discharging half of
+    ``half_period`` seconds: the period, the jump times, the charging half-cycle and the
+    sample times, written once for every cyclic protocol."""
+
+    @property
+    def half_period(self) -> float:
+        raise NotImplementedError
+
+    @property
+    def period(self) -> float:
+        return 2.0 * self.half_period
+
+    @property
+    def duration(self) -> float:
+        return self.cycles * self.period
+
+    @property
+    def jump_times(self) -> np.ndarray:
+        return self.half_period * np.arange(1, 2 * self.cycles)
+
+    def charging(self, t):
+        """True on the charging halves (the first half of every period)."""
+        phase = jnp.mod(jnp.asarray(t) / self.period, 1.0)
+        return phase < 0.5
+
+    def sample_times(self, points_per_cycle: int = 200) -> np.ndarray:
+        n = max(2, int(points_per_cycle)) * self.cycles
+        return np.linspace(0.0, self.duration, n + 1)
+
+
+class CV(_Cyclic):
     """Triangular cyclic voltammetry of the cell voltage.
 
     ``v_min -> v_max -> v_min`` (V), repeated ``cycles`` times at ``scan_rate_V_s``
@@ -81,18 +112,6 @@ class CV(AbstractProtocol):
         """Seconds for one sweep from v_min to v_max."""
         return (self.v_max - self.v_min) / self.scan_rate_V_s
 
-    @property
-    def period(self) -> float:
-        return 2.0 * self.half_period
-
-    @property
-    def duration(self) -> float:
-        return self.cycles * self.period
-
-    @property
-    def jump_times(self) -> np.ndarray:
-        return self.half_period * np.arange(1, 2 * self.cycles)
-
     def cell_voltage(self, t):
         """Cell voltage V_m(t) in volts (t in seconds; array or tracer)."""
         phase = jnp.mod(jnp.asarray(t) / self.period, 1.0)
@@ -102,15 +121,6 @@ class CV(AbstractProtocol):
     def electrode_potential(self, t):
         """Electrode potential phi_m(t) = V_m(t) / 2 in volts."""
         return 0.5 * self.cell_voltage(t)
-
-    def charging(self, t):
-        """True on the rising (charging) sweeps."""
-        phase = jnp.mod(jnp.asarray(t) / self.period, 1.0)
-        return phase < 0.5
-
-    def sample_times(self, points_per_cycle: int = 200) -> np.ndarray:
-        n = max(2, int(points_per_cycle)) * self.cycles
-        return np.linspace(0.0, self.duration, n + 1)
 
 
 class PotentialStep(AbstractProtocol):
@@ -160,7 +170,7 @@ class PotentialStep(AbstractProtocol):
         return np.linspace(0.0, self.duration, max(2, int(points_per_cycle)) + 1)
 
 
-class Sine(AbstractProtocol):
+class Sine(_Cyclic):
     """Cell voltage ``v_bias + amplitude_V sin(2 pi frequency_Hz t)`` (V) for ``cycles`` periods.
 
     Starts in equilibrium at ``v_bias`` (V); for small-signal (impedance) checks against
@@ -187,21 +197,9 @@ class Sine(AbstractProtocol):
         return float(self.v_bias)
 
     @property
-    def period(self) -> float:
-        return 1.0 / self.frequency_Hz
-
-    @property
     def half_period(self) -> float:
-        return 0.5 * self.period
-
-    @property
-    def duration(self) -> float:
-        return self.cycles * self.period
-
-    @property
-    def jump_times(self) -> np.ndarray:
-        # no derivative jumps; half periods make the solver's segments line up with the cycles
-        return self.half_period * np.arange(1, 2 * self.cycles)
+        # no derivative jumps; the half periods (jump_times) line the solver's segments up with the cycles
+        return 0.5 / self.frequency_Hz
 
     def cell_voltage(self, t):
         return self.v_bias + self.amplitude_V * jnp.sin(2.0 * jnp.pi * self.frequency_Hz * jnp.asarray(t))
@@ -212,12 +210,8 @@ class Sine(AbstractProtocol):
     def charging(self, t):
         return jnp.cos(2.0 * jnp.pi * self.frequency_Hz * jnp.asarray(t)) > 0
 
-    def sample_times(self, points_per_cycle: int = 200) -> np.ndarray:
-        n = max(2, int(points_per_cycle)) * self.cycles
-        return np.linspace(0.0, self.duration, n + 1)
 
-
-class Galvanostatic(AbstractProtocol):
+class Galvanostatic(_Cyclic):
     """Constant-current charge then discharge: ``+current`` for ``charge_time_s``, then ``-current``.
 
     ``current_density_A_m2`` is per projected electrode area; repeated ``cycles`` times.
@@ -240,26 +234,10 @@ class Galvanostatic(AbstractProtocol):
             raise ValueError(f"Galvanostatic cycles must be >= 1, got {self.cycles}")
 
     @property
-    def period(self) -> float:
-        return 2.0 * self.charge_time_s
-
-    @property
-    def duration(self) -> float:
-        return self.cycles * self.period
-
-    @property
-    def jump_times(self) -> np.ndarray:
-        return self.charge_time_s * np.arange(1, 2 * self.cycles)
+    def half_period(self) -> float:
+        return self.charge_time_s
 
     def current_density(self, t):
         """Applied current density (A/m^2) at time t (s)."""
         phase = jnp.mod(jnp.asarray(t) / self.period, 1.0)
         return jnp.where(phase < 0.5, 1.0, -1.0) * self.current_density_A_m2
-
-    def charging(self, t):
-        phase = jnp.mod(jnp.asarray(t) / self.period, 1.0)
-        return phase < 0.5
-
-    def sample_times(self, points_per_cycle: int = 200) -> np.ndarray:
-        n = max(2, int(points_per_cycle)) * self.cycles
-        return np.linspace(0.0, self.duration, n + 1)

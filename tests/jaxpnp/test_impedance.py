@@ -74,6 +74,8 @@ def test_sine_runs_agree_with_the_linearised_impedance():
     (dict(bias_V=float("inf")), "finite"),
     (dict(boundary="open"), "boundary"),
     (dict(grid_nm=0.5), "Debye"),
+    (dict(method="fast"), "method"),
+    (dict(rtol=0.0), "rtol"),
 ])
 def test_bad_input_is_refused(kwargs, match):
     args = dict(frequencies_Hz=[1e6], grid_nm=0.3, boundary="reservoir") | kwargs
@@ -95,3 +97,12 @@ def test_sine_protocol_waveform_and_attrs():
     assert float(s.cell_voltage(0.25e-9)) == pytest.approx(0.12)
     assert float(s.electrode_potential(0.75e-9)) == pytest.approx(0.04)
     assert jaxpnp.protocol_from_attrs(jaxpnp.protocol_attrs(s)) == s
+
+
+@pytest.mark.parametrize("boundary, bias", [("reservoir", 0.2), ("symmetric", 0.1)])
+def test_reduced_spectrum_equals_direct_solves(boundary, bias):
+    freqs = np.logspace(3, 12, 30)
+    red = jaxpnp.impedance(EL, TINY, freqs, bias, grid_nm=0.3, boundary=boundary, method="reduced")
+    ref = jaxpnp.impedance(EL, TINY, freqs, bias, grid_nm=0.3, boundary=boundary, method="direct")
+    assert red.attrs["impedance_exact_solves"] < freqs.size
+    np.testing.assert_allclose(_z(red), _z(ref), rtol=1e-6)
