@@ -8,6 +8,7 @@ from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
 from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
+from ._units import to_cf
 
 __all__ = [
     "AbstractProtocol",
@@ -28,6 +29,7 @@ __all__ = [
     "read_config",
     "save",
     "simulate",
+    "to_cf",
     "validate",
     # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
     "open_sweep",
