@@ -3,7 +3,7 @@
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
-from ._io import load, read_config, save
+from ._io import load, named_configs, read_config, save, write_config
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
 from ._protocol_attrs import protocol_attrs, protocol_from_attrs
@@ -24,6 +24,7 @@ __all__ = [
     "equilibrium",
     "float64",
     "load",
+    "named_configs",
     "protocol_attrs",
     "protocol_from_attrs",
     "read_config",
@@ -31,6 +32,7 @@ __all__ = [
     "simulate",
     "to_cf",
     "validate",
+    "write_config",
     # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
     "open_sweep",
     "read_sweep",

@@ -51,8 +51,9 @@ _SIMULATE_KWARGS = {
 
 def _load_config(path: str):
     """(electrolyte, electrode, protocol, kwargs) or _UsageError with a one-line reason."""
-    if not os.path.isfile(path):
-        raise _UsageError(f"config file not found: {path}")
+    if not os.path.isfile(path) and path not in jaxpnp.named_configs():
+        raise _UsageError(f"config file not found: {path} (nor a shipped parameter set: "
+                          f"{', '.join(jaxpnp.named_configs())})")
     try:
         electrolyte, electrode, protocol, kwargs = jaxpnp.read_config(path)
     except tomllib.TOMLDecodeError as err:

@@ -179,7 +179,7 @@ def test_bad_sweep_file_exits_2(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text('base = "missing.toml"\n[over]\nslit_nm = [1.0, 2.0]\n')
     assert main(["sweep", str(spec), "-o", str(tmp_path / "o")]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "no configuration file 'missing.toml'" in capsys.readouterr().err
     spec.write_text('[base.electrode]\nn_sheets = 3\n[over]\nnot_a_parameter = [1.0]\n')
     assert main(["sweep", str(spec), "-o", str(tmp_path / "o")]) == 2
     assert "unknown sweep parameter" in capsys.readouterr().err
