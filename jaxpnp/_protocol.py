@@ -13,6 +13,8 @@ import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_field_types
+
 
 def _require_finite(name: str, value: float) -> None:
     if not math.isfinite(float(value)):
@@ -56,6 +58,7 @@ class CV(AbstractProtocol):
     cycles: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("v_min", "v_max", "scan_rate_V_s"):
             _require_finite(name, getattr(self, name))
         if not self.v_max > self.v_min:
@@ -118,6 +121,7 @@ class PotentialStep(AbstractProtocol):
     rise_time_s: float = 0.0
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("v_step", "duration_s", "v_initial", "rise_time_s"):
             _require_finite(name, getattr(self, name))
         if not self.duration_s > 0:
@@ -166,6 +170,7 @@ class Galvanostatic(AbstractProtocol):
     cycles: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("current_density_A_m2", "charge_time_s"):
             _require_finite(name, getattr(self, name))
         if not self.current_density_A_m2 > 0:
