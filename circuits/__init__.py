@@ -16,7 +16,7 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
-from ._extract import (Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._impedance import equilibrium_resistances, impedance
@@ -27,6 +27,7 @@ from . import plot
 
 __all__ = [
     "Extraction",
+    "FROM_MPNP_KINDS",
     "OpenSpaceLaw",
     "equilibrium_capacitor",
     "equilibrium_curves",

@@ -35,7 +35,7 @@ import jaxpnp
 
 from ._ncm import NCM, TabulatedCapacitor
 
-KINDS = ("ncm",)  # kind="salt" (circuits.SaltNCM) is wired by its own module
+FROM_MPNP_KINDS = ("ncm",)  # the kinds from_mpnp builds; "salt" (circuits.SaltNCM) joins when wired
 
 
 def _charging(ds):
@@ -247,7 +247,14 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
     same = n_slits is None or int(n_slits) == n_run
     n = n_run if same else int(n_slits)
     if per_link and same:
-        rc, g = R_c, gamma
+        rc, g = R_c.copy(), gamma.copy()
+        bad = ~(np.isfinite(rc) & (rc > 0) & np.isfinite(g))
+        if np.any(bad):  # a link no positive resistance describes (e.g. the open-space link on mid-slit potentials)
+            ok = ~bad
+            rc[bad] = np.mean(R_c[inner][ok[inner]]) if np.any(ok[inner]) else np.mean(R_c[ok])
+            g[bad] = np.mean(gamma[inner][ok[inner]]) if np.any(ok[inner]) else np.mean(gamma[ok])
+            warnings.warn(f"links {np.flatnonzero(bad).tolist()}: discovered R_c {R_c[bad].tolist()} is not a "
+                          "positive resistance; they get the other links' mean R_c and gamma", stacklevel=2)
         q_max_model = q_max if np.all(np.isfinite(q_max)) else None
     else:  # the paper's NCM: one R_c and gamma, the inner links' mean
         rc, g, q_max_model = float(np.mean(R_c[inner])), float(np.mean(gamma[inner])), None
@@ -268,7 +275,7 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
 
     ``kind="ncm"``: :class:`NCM` (see :func:`extract` for ``potential`` and ``options``).
     """
-    if kind not in KINDS:
-        raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(KINDS)}"
+    if kind not in FROM_MPNP_KINDS:
+        raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(FROM_MPNP_KINDS)}"
                          + (" (the salt-aware model is not wired yet)" if kind == "salt" else ""))
     return extract(ds, equilibrium=equilibrium, potential=potential, **options).model

@@ -1,5 +1,6 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
+from ._analysis import flux_relations, nrmse, sign_agreement
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
@@ -23,6 +24,9 @@ __all__ = [
     "differentiable_run",
     "equilibrium",
     "float64",
+    "flux_relations",
+    "nrmse",
+    "sign_agreement",
     "load",
     "named_configs",
     "protocol_attrs",

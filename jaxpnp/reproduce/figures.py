@@ -8,11 +8,14 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+import circuits  # noqa: E402
+import jaxpnp  # noqa: E402
+
 FLUX_COLOURS = {"migration": "tab:blue", "diffusion": "tab:red", "steric": "tab:purple"}
 
 
 def _period(ds):
-    return 2.0 * (ds.attrs["v_max"] - ds.attrs["v_min"]) / ds.attrs["scan_rate_V_s"]
+    return jaxpnp.protocol_from_attrs(ds.attrs).period
 
 
 def _save(fig, path):
@@ -88,10 +91,11 @@ def potential_profiles(runs, path):
     _save(fig, path)
 
 
-def discovery_figures(runs, results, summaries, figdir):
-    """Figure 2a (law vs data, I and dphi vs t), 2b (R(t) over the cycle), 2c (R max/min vs d)."""
-    d0 = sorted(results)[0]
-    res, summ = results[d0], summaries[f"{d0:g}"]
+def discovery_figures(runs, results, figdir):
+    """Figure 2a (law vs data, I and dphi vs t), 2b (R(t) over the cycle), 2c (R max/min vs d);
+    ``results``: {slit_nm: steps.Discovery}, the paper case first."""
+    d0 = next(iter(results))
+    res, summ = results[d0].result, results[d0]
     prep = res.prepared
     links = [int(i) for i in prep["link"].values if int(i) >= 1]
     fig, axes = plt.subplots(1, 3, figsize=(13, 3.8), constrained_layout=True)
@@ -121,7 +125,7 @@ def discovery_figures(runs, results, summaries, figdir):
     ax.legend(frameon=False, fontsize=7)
     ax = axes[2]
     for i in links:
-        L = summ["links"][i] if i in summ["links"] else summ["links"][str(i)]
+        L = summ.links[i]
         ax.text(0.02, 0.95 - 0.12 * (i - 1), f"{i}: {L['expression'][:60]}", transform=ax.transAxes, fontsize=6)
     ax.axis("off")
     ax.set_title("laws (a = F(q))")
@@ -129,7 +133,7 @@ def discovery_figures(runs, results, summaries, figdir):
 
     # 2b: R(t) over the cycle, for the run closest to d = 2 nm
     d2 = min(results, key=lambda d: abs(d - 2.0))
-    res2, summ2 = results[d2], summaries[f"{d2:g}"]
+    res2, summ2 = results[d2].result, results[d2]
     fig, ax = plt.subplots(figsize=(5.5, 3.8), constrained_layout=True)
     prep2 = res2.prepared
     for i in [int(v) for v in prep2["link"].values if int(v) >= 1]:
@@ -137,7 +141,7 @@ def discovery_figures(runs, results, summaries, figdir):
         t = (np.asarray(r["cycle_time"]) - float(r["cycle_time"][0])) / _period(runs[d2])
         ch = np.asarray(r["charging"])
         ax.plot(t[ch], np.asarray(r)[ch], label=f"law, link {i}")
-        L = summ2["links"][i]
+        L = summ2.links[i]
         qc = np.asarray(prep2.sel(link=i)["cycle_charge"])
         ax.plot(t, L["R_c"] * (1 - L["gamma"] * qc), ":", color=ax.lines[-1].get_color())
     ax2 = ax.twinx()
@@ -153,8 +157,8 @@ def discovery_figures(runs, results, summaries, figdir):
 
     fig, ax = plt.subplots(figsize=(4.5, 3.6), constrained_layout=True)
     ds_ = sorted(results)
-    ax.plot(ds_, [summaries[f"{d:g}"]["R_max"] for d in ds_], "v", color="tab:blue", label="R max")
-    ax.plot(ds_, [summaries[f"{d:g}"]["R_min"] for d in ds_], "^", color="tab:orange", label="R min")
+    ax.plot(ds_, [results[d].R_max for d in ds_], "v", color="tab:blue", label="R max")
+    ax.plot(ds_, [results[d].R_min for d in ds_], "^", color="tab:orange", label="R min")
     ax.set_xlabel("slit size d (nm)")
     ax.set_ylabel(r"R ($\Omega$ m$^2$), mean over inner links")
     ax.set_yscale("log")
@@ -188,8 +192,6 @@ def fit_figure(mpnp, sim, res, path):
 
 
 def ncm_vs_tlm(a, b, asym_n, asym_t, figdir):
-    import circuits
-
     fig, ax = plt.subplots(figsize=(5, 3.8), constrained_layout=True)
     circuits.plot.cv([a, b], labels=["NCM", "TLM (gamma = 0)"], styles=["-", "--"], ax=ax)
     ax.set_title(f"{a.attrs['n_slits'] + 1} layers, two cycles")
@@ -211,8 +213,6 @@ def ncm_vs_tlm(a, b, asym_n, asym_t, figdir):
 
 
 def peak_map(pm, path):
-    import circuits
-
     fig, axes = plt.subplots(1, 2, figsize=(10, 3.8), constrained_layout=True)
     circuits.plot.peak_map(pm, ax=axes[0])
     circuits.plot.peak_map(pm, ax=axes[1], variable="peak_ratio")

@@ -1,8 +1,16 @@
-"""Findings (paper claim -> this run, reproduced or not) and ``REPORT.md``."""
+"""Findings (paper claim -> this run, reproduced or not) per regime, and ``REPORT.md``.
+
+Every number in the text comes from the config or the results (the electrolyte's
+concentration and Debye length, the regime's voltage in kT/e, ...).
+"""
 
 from __future__ import annotations
 
 import math
+
+import numpy as np
+
+from .config import electrolyte_for
 
 SAME_SIGN_ALWAYS = 0.95  # "during the entire CV cycle": >= 95% of the significant samples
 NCM_TARGET = 0.05
@@ -19,6 +27,35 @@ def _g(d, *keys, default=None):
 
 def _finding(paper, ours, reproduced, numbers, note=""):
     return dict(paper=paper, ours=ours, reproduced=reproduced, numbers=numbers, note=note)
+
+
+def headline(S, config) -> dict:
+    """The regime's headline numbers from its step results: NCM NRMSE, discovered and fitted laws."""
+    R = S["results"]
+    d0 = f"{config.paper_slit_nm:g}"
+    out = {}
+    disc0 = (R.get("discovery") or {}).get(d0)
+    if disc0:
+        out["discovered"] = dict(R_c=disc0["R_c"], gamma=disc0["gamma"], units={"R_c": "ohm m^2"},
+                                 paper_form_links=disc0["paper_form_links"], inner_links=disc0["inner_links"],
+                                 projected=disc0["projected"])
+    if R.get("ncm"):
+        out["ncm_vs_mpnp_nrmse"] = R["ncm"]["nrmse"]
+        node = {i: v for i, v in (R["ncm"].get("node_links") or {}).items() if int(i) >= 1}
+        if node:  # the headline NCM's own link laws (node potentials), inner-link mean
+            out["discovered_node_potential"] = dict(R_c=float(np.mean([v["R_c"] for v in node.values()])),
+                                                    gamma=float(np.mean([v["gamma"] for v in node.values()])),
+                                                    units={"R_c": "ohm m^2"})
+    if R.get("salt") and R["salt"]["available"]:
+        out["salt_ncm_vs_mpnp_nrmse"] = R["salt"]["nrmse"]
+    if R.get("fit"):
+        out["fitted"] = dict(R_c=R["fit"]["R_c"], gamma=R["fit"]["gamma"], units={"R_c": "ohm m^2"})
+    return out
+
+
+def _fit_differences(fit) -> tuple:
+    """(relative R_c difference, gamma difference) of the fit against the discovered inner-link mean."""
+    return (fit["R_c"] - fit["discovered_R_c"]) / fit["discovered_R_c"], fit["gamma"] - fit["discovered_gamma"]
 
 
 def findings(S, config) -> dict:
@@ -55,8 +92,8 @@ def findings(S, config) -> dict:
     disc = R.get("discovery") or {}
     if d0 in disc:
         dd = disc[d0]
-        links = dd["links"]
-        inner = dd["inner_links"]
+        links = {int(k): v for k, v in dd["links"].items()}
+        inner = [int(i) for i in dd["inner_links"]]
         ratios = [links[i]["R_max_charging"] / links[i]["R_min_charging"] for i in inner
                   if links[i]["R_min_charging"] > 0]
         F["nonlinear_iv"] = _finding(
@@ -108,19 +145,24 @@ def findings(S, config) -> dict:
             dict(nrmse=ncm["nrmse"], nrmse_of_peak=ncm["nrmse_of_peak"], nrmse_calibrated=ncm["nrmse_calibrated"],
                  nrmse_midslit_laws=ncm.get("nrmse_midslit_laws"), nrmse_linear=ncm.get("nrmse_linear")),
             f"target <= {100 * NCM_TARGET:.0f}%")
+    salt = R.get("salt")
+    if salt and salt["available"]:
+        F["salt_ncm_matches_mpnp"] = _finding(
+            "(project target) the salt-aware NCM as extracted reproduces the mPNP CV",
+            f"NRMSE {100 * salt['nrmse']:.1f}%", bool(salt["nrmse"] <= NCM_TARGET), dict(nrmse=salt["nrmse"]),
+            f"target <= {100 * NCM_TARGET:.0f}%")
     fit = R.get("fit")
     disc_s = S.get("discovered")
     if fit and disc_s:
-        ok = abs(fit["rel_diff_R_c"]) <= FIT_TARGET and abs(fit["diff_gamma"]) <= FIT_TARGET * max(abs(disc_s["gamma"]), 0.1)
+        rel_R_c, d_gamma = _fit_differences(fit)
+        ok = abs(rel_R_c) <= FIT_TARGET and abs(d_gamma) <= FIT_TARGET * max(abs(disc_s["gamma"]), 0.1)
         F["fit_matches_discovery"] = _finding(
             "(project target) optax fit of R_c, gamma to the mPNP CV agrees with the discovered values within 10%",
-            f"fitted R_c = {fit['R_c']:.4g} vs discovered {disc_s['R_c']:.4g} ohm m^2 ({100 * fit['rel_diff_R_c']:+.0f}%); "
+            f"fitted R_c = {fit['R_c']:.4g} vs discovered {disc_s['R_c']:.4g} ohm m^2 ({100 * rel_R_c:+.0f}%); "
             f"fitted gamma = {fit['gamma']:.3f} vs discovered {disc_s['gamma']:.3f}; fit NRMSE {100 * fit['nrmse']:.1f}%",
             bool(ok), dict(fitted=dict(R_c=fit["R_c"], gamma=fit["gamma"]), discovered=disc_s))
     tlm = R.get("tlm")
     if tlm:
-        import numpy as np
-
         an, at = np.asarray(tlm["asymmetry_ncm"]), np.asarray(tlm["asymmetry_tlm"])
         grows = bool(an.shape[0] < 2 or np.all(np.diff(an, axis=0) >= 0))
         grows_rate = bool(an.shape[1] < 2 or np.all(np.diff(an, axis=1) >= 0))
@@ -151,7 +193,7 @@ def findings(S, config) -> dict:
     if sp:
         F["ncm_fast"] = _finding(
             "NCM takes seconds where mPNP takes weeks (20 layers, laptop)",
-            f"same 6-layer CV: mPNP {sp['mpnp_s']:.1f} s, the paper's NCM {1e3 * sp['ncm_s']:.1f} ms (compiled): "
+            f"same {config.n_sheets}-layer CV: mPNP {sp['mpnp_s']:.1f} s, the paper's NCM {1e3 * sp['ncm_s']:.1f} ms (compiled): "
             f"ratio {sp['ratio']:.3g}; the extracted NCM (tabulated capacitors, per-link laws) "
             f"{1e3 * sp.get('extracted_ncm_s', float('nan')):.1f} ms: ratio {sp.get('ratio_extracted', float('nan')):.3g}",
             bool(sp["ratio"] > 100), sp, "our mPNP is coarse-grid and 2D; the ratio grows with refinement")
@@ -167,120 +209,141 @@ def _num(x, fmt=".4g"):
         return str(x)
 
 
-def write_report(S, config, path):
-    R = S["results"]
-    L = []
-    w = L.append
-    w(f"# Reproduction report: Zhan et al., nano-circuitry from mPNP ({config.name} run)\n")
-    mp = R.get("mpnp") or {}
+def _setup(config, w):
+    el = electrolyte_for(config)
     w("## Set-up\n")
-    w(f"- mPNP: 1 M KCl-like electrolyte (defaults of `jaxpnp.Electrolyte` plus {config.electrolyte or 'no overrides'}), "
-      f"{config.n_sheets} sheets, staggered, sheet {config.sheet_length_nm} nm, gap {config.sheet_gap_nm} nm, "
-      f"thickness {config.sheet_thickness_nm} nm, separator {config.separator_nm} nm; slit sizes {list(config.slits_nm)} nm "
-      f"(paper case {config.paper_slit_nm} nm); grid {config.grid_nm} nm.")
-    w(f"- CV of the cell voltage 0 -> {config.v_max} V -> 0, one cycle, scan rate {_num(mp.get('scan_rate_V_s'))} V/s "
-      f"(a sweep of {config.half_period_debye:g} Debye times: our choice, fast enough that charging is rate-limited; "
-      "the paper gives no rate).")
-    w(f"- Discovery engine: {config.engine} {config.discovery_options}; laws per link `int U dt = F(int I dt)` on normalised "
-      "integrals of the charging half-cycle (`discovery.trans_slit_law`).")
-    if config.equilibrium_half_period_debye:
-        w(f"- NCM elements from the mPNP data (the headline NCM): each node's capacitor is its equilibrium charge curve "
-          f"q_k^eq(phi_m), from a companion sweep {config.equilibrium_half_period_debye / config.half_period_debye:g}x "
-          "slower (`circuits.TabulatedCapacitor`); inverting it on the run's own charges gives each node's circuit "
-          "potential V_k = phi_m - (q_k^eq)^-1(q_k) (0 V at equilibrium, unlike the mid-slit potential). Every element's "
-          "law is then found on V: each link's by the discovery engine (`potential=\"node_potential\"`, paper-form "
-          "projection R_c, gamma per link), the open-space branch's by least squares of the same form "
-          "(R_open, gamma_open over the electrode charge; `NCM(gamma_open=...)`). Q_i^max per link = the discovery's "
-          "charge scale. Beside it: the same capacitors with the mid-slit laws (the paper's trans-slit voltage) and the "
-          "separator's ohmic R_open, and the paper's NCM (linear chord capacitors, one R_c and gamma).")
+    w(f"- mPNP: {float(el.concentration_M):g} M symmetric electrolyte (`jaxpnp.Electrolyte`"
+      f"{', ' + str(config.electrolyte) if config.electrolyte else ' defaults'}: ion diameter "
+      f"{float(el.ion_diameter_nm):g} nm, D = {float(el.diffusivity_m2_s):.3g} m^2/s; Debye length "
+      f"{1e9 * float(el.debye_length_m):.3g} nm, Debye time {1e12 * float(el.debye_time_s):.3g} ps, kT/e = "
+      f"{1e3 * float(el.thermal_voltage_V):.4g} mV), {config.n_sheets} sheets, staggered, sheet {config.sheet_length_nm} nm, "
+      f"gap {config.sheet_gap_nm} nm, thickness {config.sheet_thickness_nm} nm, separator {config.separator_nm} nm; "
+      f"grid {config.grid_nm} nm; open space held at bulk ({config.boundary}).")
+    w(f"- Regimes (CV of the cell voltage 0 -> v_max -> 0, one cycle, each sweep {config.half_period_debye:g} Debye "
+      "times: our choice, fast enough that charging is rate-limited; the paper gives no rate): "
+      + "; ".join(f"{r.name}: v_max {r.v_max:g} V (electrode {0.5 * r.v_max / float(el.thermal_voltage_V):.1f} kT/e), "
+                  f"slits {list(config.slits_for(r))} nm" for r in config.regimes) + ".")
+    w(f"- Discovery engine: {config.engine} {config.discovery_options}; laws per link `int U dt = F(int I dt)` on "
+      "normalised integrals of the charging half-cycle (`discovery.trans_slit_law`).")
+    if config.equilibrium_points:
+        w(f"- NCM elements (`circuits.extract`, nothing fitted to the CV): each node's capacitor is its equilibrium "
+          f"charge curve q_k^eq(phi_m) from `jaxpnp.equilibrium` ({config.equilibrium_points} potentials, same grid) as a "
+          "`circuits.TabulatedCapacitor`; inverting it on the run's own charges gives each node's circuit potential "
+          "V_k = phi_m - (q_k^eq)^-1(q_k) (0 V at equilibrium, unlike the mid-slit potential). Every element's law is "
+          "found on V: each link's by the discovery engine (paper-form values per link), the open-space branch's by "
+          "least squares of the same form (R_open, gamma_open). Q_i^max per link = the discovery's charge scale. "
+          "Beside it: the same capacitors with the mid-slit laws and the separator's ohmic R_open, and the paper's "
+          "NCM (linear chord capacitors, one R_c and gamma).")
     else:
-        w("- NCM elements from the same mPNP run: C per node = max stored electrode-side charge / max phi_m (chord "
-          "capacitance); R_open by least squares of I = (phi_m - q_0/C_open)/R_open on the charging half-cycle; R_c and "
-          "gamma = mean over inner links of the discovered law (or of its paper-form projection when the law found is "
-          "not of the paper's form); Q_i^max per link = the discovery's charge scale.")
+        w("- NCM elements from the same mPNP run: chord capacitors, least-squares R_open on the charging half-cycle, "
+          "per-link R_c and gamma of the discovered laws (paper-form projection where needed).")
     w("")
-    w("## Findings: paper vs this run\n")
+
+
+def _regime_section(name, S, config, w):
+    R = S["results"]
+    el = electrolyte_for(config)
+    v_max = S["regime"]["v_max"]
+    w(f"## Regime {name}: 0 -> {v_max:g} V\n")
+    w("### Findings: paper vs this run\n")
     w("| # | paper | this run | reproduced |")
     w("|---|---|---|---|")
-    for k, (name, f) in enumerate(S.get("findings", {}).items(), start=1):
+    for k, (key, f) in enumerate(S.get("findings", {}).items(), start=1):
         rep = {True: "yes", False: "**NO**", None: "n/a"}[f["reproduced"]]
         note = f" ({f['note']})" if f.get("note") else ""
         w(f"| {k} | {f['paper']} | {f['ours']}{note} | {rep} |")
     w("")
-    w("## Key numbers\n")
+    w("### Key numbers\n")
     disc, fit = S.get("discovered"), S.get("fitted")
-    w(f"- NCM vs mPNP normalised RMS current difference: **{_num(S.get('ncm_vs_mpnp_nrmse'), '.3f')}** (target <= 0.05)")
-    if R.get("ncm"):
-        c = R["ncm"]["circuit"]
-        w(f"  - extracted: C_open = {_num(c['C_open'])} F/m^2, C_slit = {[float(f'{v:.4g}') for v in c['C_slit']]} F/m^2, "
-          f"R_open = {_num(c['R_open'])} ohm m^2 ({c.get('R_open_source', 'least squares')}), Q^max per link = {[float(f'{v:.4g}') for v in c['q_max']]} C/m^2")
-        if "gamma_open" in c:
-            w(f"  - open-space law: R_open = {_num(c['R_open'])} ohm m^2 x (1 - gamma_open Q_e/Q_e^max), gamma_open = "
-              f"{_num(c['gamma_open'], '.3g')} (a resistance that rises {1 - c['gamma_open']:.3g}x over the charging "
-              f"half-cycle: salt depletion of the open space), Q_e^max = {_num(c['q_max_open'])} C/m^2, "
-              f"integral-form R^2 {_num(c.get('open_law_r2'), '.5f')}")
-        if R["ncm"].get("node_links"):
-            w("  - link laws on the node potentials (paper-form projection per link): " + "; ".join(
-                f"link {i}: R_c {_num(l['R_c'])}, gamma {_num(l['gamma'], '.3f')} (projection R^2 "
-                f"{_num(l['projection_r2'], '.4f')})" for i, l in R["ncm"]["node_links"].items()))
-        if R["ncm"].get("nrmse_midslit_laws") is not None:
+    w(f"- NCM vs mPNP normalised RMS current difference: **{_num(S.get('ncm_vs_mpnp_nrmse'), '.3f')}** "
+      f"(target <= {NCM_TARGET})")
+    if S.get("salt_ncm_vs_mpnp_nrmse") is not None:
+        w(f"- salt-aware NCM vs mPNP: **{_num(S['salt_ncm_vs_mpnp_nrmse'], '.3f')}**")
+    elif R.get("salt"):
+        w(f"- salt-aware NCM: {R['salt']['note']}")
+    ncm = R.get("ncm")
+    if ncm:
+        c = ncm["circuit"]
+        w(f"  - headline: {ncm['headline']}; C_open = {_num(c['C_open'])} F/m^2, C_slit = "
+          f"{[float(f'{v:.4g}') for v in c['C_slit']]} F/m^2 ({c['capacitor']}), R_open = {_num(c['R_open'])} ohm m^2 "
+          f"({c['R_open_source']}), Q^max per link = {[float(f'{v:.4g}') for v in c['q_max']]} C/m^2")
+        if c.get("gamma_open") is not None:
+            w(f"  - open-space law: R_open (1 - gamma_open Q_e/Q_e^max), gamma_open = {_num(c['gamma_open'], '.3g')} "
+              f"(the resistance changes {1 - c['gamma_open']:.3g}x over the charging half-cycle), Q_e^max = "
+              f"{_num(c['q_max_open'])} C/m^2, integral-form R^2 {_num(c.get('open_law_r2'), '.5f')}")
+        if ncm.get("node_links"):
+            w("  - link laws on the node potentials (paper-form values per link): " + "; ".join(
+                f"link {i}: R_c {_num(v['R_c'])}, gamma {_num(v['gamma'], '.3f')} (projection R^2 "
+                f"{_num(v['projection_r2'], '.4f')})" for i, v in ncm["node_links"].items()))
+        if ncm.get("nrmse_midslit_laws") is not None:
             w(f"  - the same capacitors with the mid-slit laws and the separator's ohmic R_open: NRMSE "
-              f"{_num(R['ncm']['nrmse_midslit_laws'], '.3f')}")
-        w(f"  - capacitors: {c.get('capacitor', 'linear (chord over the swing)')}"
-          + (" (C = chord of each node's equilibrium curve at the vertex)" if "capacitor_shape_V" in c else ""))
-        if R["ncm"].get("nrmse_linear") is not None:
-            w(f"  - the paper's NCM (linear chord capacitors, one R_c and gamma: the inner-link mean): NRMSE {_num(R['ncm']['nrmse_linear'], '.3f')}")
-        if R["ncm"]["nrmse_calibrated"] is not None:
-            w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(R['ncm']['nrmse_calibrated'], '.3f')}; "
-              f"calibrated values {R['ncm']['calibrated_params']}")
+              f"{_num(ncm['nrmse_midslit_laws'], '.3f')}")
+        w(f"  - the paper's NCM (linear chord capacitors, one R_c and gamma: the inner-link mean): NRMSE "
+          f"{_num(ncm['nrmse_linear'], '.3f')}")
+        if ncm["nrmse_calibrated"] is not None:
+            w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(ncm['nrmse_calibrated'], '.3f')}; "
+              f"calibrated values {ncm['calibrated_params']}")
     if disc:
-        w(f"- discovered (paper case, mean of inner links): R_c = {_num(disc['R_c'])} ohm m^2, gamma = {_num(disc['gamma'], '.3f')} "
-          f"({disc['paper_form_links']}/{len(disc['inner_links'])} links' laws of the paper's form"
-          f"{'; values from the paper-form projection' if disc['projected'] else ''})")
+        w(f"- discovered (paper case, mean of inner links): R_c = {_num(disc['R_c'])} ohm m^2, gamma = "
+          f"{_num(disc['gamma'], '.3f')} ({disc['paper_form_links']}/{len(disc['inner_links'])} links' laws of the "
+          f"paper's form{'; values from the paper-form projection' if disc['projected'] else ''})")
     dn = S.get("discovered_node_potential")
     if dn:
-        w(f"- discovered on the circuit node potentials (the laws the headline NCM uses, mean of inner links): "
+        w(f"- discovered on the circuit node potentials (the headline NCM's laws, mean of inner links): "
           f"R_c = {_num(dn['R_c'])} ohm m^2, gamma = {_num(dn['gamma'], '.3f')}")
-    if fit:
+    if fit and disc:
         f = R["fit"]
-        w(f"- fitted (optax + LM through the NCM, start R_c = {_num(f['start']['R_c'])}, gamma = 0.5): R_c = {_num(fit['R_c'])} "
-          f"ohm m^2, gamma = {_num(fit['gamma'], '.3f')}; relative difference in R_c {_num(100 * f['rel_diff_R_c'], '+.1f')}%, "
-          f"gamma difference {_num(f['diff_gamma'], '+.3f')}; fit NRMSE {_num(f['nrmse'], '.3f')}; fit time {_num(f['fit_time_s'], '.1f')} s")
-        if abs(f["rel_diff_R_c"]) > FIT_TARGET or abs(f["diff_gamma"]) > FIT_TARGET * max(abs(disc["gamma"]), 0.1):
+        rel_R_c, d_gamma = _fit_differences(f)
+        w(f"- fitted (optax + LM through the NCM, start R_c = {_num(f['start']['R_c'])}, gamma = 0.5): R_c = "
+          f"{_num(fit['R_c'])} ohm m^2, gamma = {_num(fit['gamma'], '.3f')}; relative difference in R_c "
+          f"{_num(100 * rel_R_c, '+.1f')}%, gamma difference {_num(d_gamma, '+.3f')}; fit NRMSE "
+          f"{_num(f['nrmse'], '.3f')}; fit time {_num(f['fit_time_s'], '.1f')} s")
+        if abs(rel_R_c) > FIT_TARGET or abs(d_gamma) > FIT_TARGET * max(abs(disc["gamma"]), 0.1):
             w("  - **The fit and the discovery disagree by more than 10%.** They answer different questions: the "
               "discovery regresses each link's own voltage-current integrals (a local law), the fit tunes one R_c and "
-              "gamma so that the whole ladder (with the extracted capacitors) reproduces the terminal current. Whatever the "
-              "NCM lacks (concentration polarisation of the open space, the slits' equilibrium potential offset, "
-              "with linear capacitors also the crowding-limited capacitance at 0.5 V = 19 kT/e) is absorbed into the "
-              "fitted R_c and gamma.")
+              "gamma so that the whole ladder reproduces the terminal current. Whatever the NCM lacks (concentration "
+              "polarisation of the open space, with linear capacitors also the crowding-limited capacitance at "
+              f"{0.5 * v_max:g} V = {0.5 * v_max / float(el.thermal_voltage_V):.0f} kT/e) is absorbed into the fitted "
+              "R_c and gamma.")
     if R.get("discovery"):
-        w("\n### Laws per run (inner links)\n")
+        w("\n#### Laws per run (inner links)\n")
         for d, dd in R["discovery"].items():
             w(f"- d = {d} nm: R_max {_num(dd['R_max'])}, R_min {_num(dd['R_min'])} ohm m^2 (discovered law, charging "
               f"half-cycle, mean over inner links); R_c {_num(dd['R_c'])}, gamma {_num(dd['gamma'], '.3f')}")
-            for i, l in dd["links"].items():
-                w(f"  - link {i}{' (open space)' if l['open_space'] else ''}: `{l['expression']}` "
-                  f"[R^2 {_num(l['r2'], '.6f')}, form {l['form']}, paper-form projection R_c {_num(l['R_c_projected'])}, "
-                  f"gamma {_num(l['gamma_projected'], '.3f')}, projection R^2 {_num(l['projection_r2'], '.5f')}]")
-    w("\n## Timings (s)\n")
+            for i, v in dd["links"].items():
+                w(f"  - link {i}{' (open space)' if v['open_space'] else ''}: `{v['expression']}` "
+                  f"[R^2 {_num(v['r2'], '.6f')}, form {v['form']}, paper-form projection R_c {_num(v['R_c_projected'])}, "
+                  f"gamma {_num(v['gamma_projected'], '.3f')}, projection R^2 {_num(v['projection_r2'], '.5f')}]")
+    w("\n### Timings (s)\n")
     for k, v in S.get("timings_s", {}).items():
         w(f"- {k}: {_num(v, '.1f')}")
+    w("\n### Figures\n")
+    for fig in ("fig1cf_flux_split", "fig1dg_potential", "fig2a_discovery", "fig2b_resistance",
+                "fig2c_resistance_vs_d", "fig3c_ncm_vs_mpnp", "fit_route", "fig3d_ncm_vs_tlm", "fig3ef_slit_charge",
+                "figS12_asymmetry", "fig3g_peak_map"):
+        w(f"![{fig}]({name}/figures/{fig}.png)")
+    w("")
+
+
+def write_report(S, config, path):
+    L = []
+    w = L.append
+    w(f"# Reproduction report: Zhan et al., nano-circuitry from mPNP ({config.name} run)\n")
+    _setup(config, w)
+    for name, regime_summary in S.get("regimes", {}).items():
+        _regime_section(name, regime_summary, config, w)
+    w("## Failed steps\n")
     errs = {k: v for k, v in S.get("errors", {}).items() if v}
-    w("\n## Failed steps\n")
-    if errs:
-        for k, v in errs.items():
-            w(f"- **{k}**: {v}")
-    else:
+    for k, v in errs.items():
+        w(f"- **{k}**: {v}")
+    if not errs:
         w("- none")
-    w("\n## Figures\n")
-    for name in ("fig1cf_flux_split", "fig1dg_potential", "fig2a_discovery", "fig2b_resistance",
-                 "fig2c_resistance_vs_d", "fig3c_ncm_vs_mpnp", "fit_route", "fig3d_ncm_vs_tlm", "fig3ef_slit_charge",
-                 "figS12_asymmetry", "fig3g_peak_map"):
-        w(f"![{name}](figures/{name}.png)")
+    el = electrolyte_for(config)
     w("\n## Caveats\n")
     w(f"- The grid, the scan rate and the geometry (Supporting Information unavailable) are our choices; this run "
-      f"uses a {config.grid_nm:g} nm grid (Debye length 0.30 nm; {config.paper_slit_nm / config.grid_nm:.0f} cells "
-      f"across the {config.paper_slit_nm:g} nm slit).")
-    w("- 'During the entire cycle' is tested as >= 95% of the samples where both flux parts exceed 2% of their maximum.")
+      f"uses a {config.grid_nm:g} nm grid (Debye length {1e9 * float(el.debye_length_m):.2f} nm; "
+      f"{config.paper_slit_nm / config.grid_nm:.0f} cells across the {config.paper_slit_nm:g} nm slit).")
+    w(f"- 'During the entire cycle' is tested as >= {100 * SAME_SIGN_ALWAYS:.0f}% of the samples where both flux parts "
+      "exceed 2% of their maximum.")
     with open(path, "w") as fh:
         fh.write("\n".join(L) + "\n")

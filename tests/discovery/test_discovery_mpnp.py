@@ -9,6 +9,9 @@ import pytest
 import discovery
 import jaxpnp
 
+# what each engine's law reaches on this run (0.9992 both at commit time), less a margin
+DIFFERENTIAL_R2 = {"sparse": 0.99, "operon": 0.99}
+
 
 @pytest.fixture(scope="module")
 def mpnp_run(small_electrode):
@@ -26,8 +29,11 @@ def test_law_with_accuracy_from_mpnp(mpnp_run, engine, options):
     inner = result.links[1]
     assert inner.law.expression is not None
     assert math.isfinite(inner.r2) and inner.r2 > 0.99  # accuracy of a = F(q) on the integrals
-    assert math.isfinite(inner.differential_r2)
-    assert inner.form in ("quadratic", "linear", "other")
+    # the law, differentiated, predicts the link's voltage from its current on the charging half
+    assert inner.differential_r2 > DIFFERENTIAL_R2[engine]
+    # its paper-form projection is a positive resistance that describes the integrals well
+    R_c, gamma, r2 = discovery.paper_form_projection(result.prepared, 1)
+    assert R_c > 0 and r2 > 0.99  # 0.9967 at commit time
     r = np.asarray(result.resistance.sel(link=1))
     charging = np.asarray(result.resistance["charging"])
     assert np.all(np.isfinite(r[charging])) and np.all(r[charging] > 0)
@@ -36,5 +42,7 @@ def test_law_with_accuracy_from_mpnp(mpnp_run, engine, options):
 
 def test_sweep_table_from_mpnp(mpnp_run):
     table = discovery.sweep([mpnp_run], engine="sparse")
-    assert float(table["slit_nm"][0]) == pytest.approx(1.5)
-    assert np.isfinite(float(table["R_max_mean"][0]))
+    # the table's inner-link mean is the law's own R(t) extreme on the inner link (one here)
+    law = discovery.trans_slit_law(mpnp_run, engine="sparse", seed=0)
+    assert float(table["R_max_mean"][0]) == pytest.approx(float(law.R_max.sel(link=1)), rel=1e-9)
+    assert float(table["R_max_mean"][0]) > float(table["R_min_mean"][0]) > 0

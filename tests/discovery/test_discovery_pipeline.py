@@ -205,3 +205,29 @@ def test_bad_datasets_raise_value_error(paper_ladder):
         discovery.prepare(dead, slits=[2])
     with pytest.raises(ValueError, match="no inner links"):
         discovery.prepare(ds.isel(slit=[0, 1]))
+
+
+def test_quadratic_integral_fit_and_paper_gamma():
+    # A = R_c (Q - gamma Q^2 / (2 Q_max)): the integral of R_c (1 - gamma Q / Q_max)
+    Q = np.linspace(0.0, 0.3, 60)
+    R_c, gamma, q_max = 2e-10, 0.6, 0.3
+    A = R_c * (Q - gamma * Q ** 2 / (2 * q_max))
+    c1, c2, r2 = discovery.quadratic_integral_fit(Q / q_max, A)
+    assert c1 / q_max == pytest.approx(R_c, rel=1e-9)
+    assert discovery.paper_gamma(c1, c2) == pytest.approx(gamma, rel=1e-9)
+    assert r2 == pytest.approx(1.0)
+    # a cubic term the form cannot hold lowers r2
+    assert discovery.quadratic_integral_fit(Q, A + 3e-10 * Q ** 3 - 2e-10 * Q ** 2)[2] < 1.0
+
+
+def test_paper_parameters_project_a_law_of_another_form(paper_ladder):
+    ds, _ = paper_ladder
+    result = discovery.trans_slit_law(ds, engine="sparse", seed=0)
+    for i, law in result.links.items():
+        R_c, gamma, projected = discovery.paper_parameters(result, i)
+        R_p, g_p, r2 = discovery.paper_form_projection(result.prepared, i)
+        if law.paper_form:  # the law's own values, and the projection agrees with them
+            assert not projected and R_c == pytest.approx(law.R_c) and gamma == pytest.approx(law.gamma)
+            assert R_p == pytest.approx(law.R_c, rel=1e-2) and g_p == pytest.approx(law.gamma, abs=1e-2)
+        else:
+            assert projected and (R_c, gamma) == (R_p, g_p)

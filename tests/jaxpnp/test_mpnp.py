@@ -3,9 +3,11 @@
 import math
 
 import jax
+import matplotlib.pyplot
 import numpy as np
 import pytest
 
+import circuits
 import jaxpnp
 
 EL = jaxpnp.Electrolyte()
@@ -180,3 +182,24 @@ def test_dataset_follows_cf_and_pint_reads_it(small_cv_run, assert_cf):
     np.testing.assert_allclose(q.current_density.pint.to("mA/cm^2").pint.magnitude,
                                0.1 * ds.current_density.values)
     np.testing.assert_allclose(q.total_salt.pint.to("umol/cm^2").pint.magnitude, 100 * ds.total_salt.values)
+
+
+def test_protocol_schema_is_shared_by_mpnp_and_circuit_datasets(small_cv_run):
+    cv, ds = small_cv_run
+    assert jaxpnp.protocol_from_attrs(ds.attrs) == cv
+    ladder = circuits.simulate(circuits.NCM(2, 2e-10, 0.05, 0.1, 1e-10, 0.5), cv, points_per_cycle=40)
+    assert jaxpnp.protocol_from_attrs(ladder.attrs) == cv
+    for data in (ds, ladder):  # the plot reads the period from either
+        ax = circuits.plot.slit_charge(data)
+        assert ax.get_xlabel() == "time (cycles)"
+        assert max(ax.get_xlim()) == pytest.approx(1.0, abs=0.02)
+    matplotlib.pyplot.close("all")
+
+
+def test_flux_relations_of_a_cv(small_cv_run):
+    # the paper's Figure 1: in the open space migration opposes diffusion, in the slits they align
+    _, ds = small_cv_run
+    rel = jaxpnp.flux_relations(ds)
+    assert rel["open_space"]["migration_diffusion_correlation"] < -0.5
+    assert rel["slits"]["migration_diffusion_correlation"] > 0.5
+    assert rel["slits"]["links"] == [1]

@@ -1,0 +1,109 @@
+"""What the reproduction chooses: the configuration, its regimes, and the runs it implies."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jaxpnp
+
+
+@dataclasses.dataclass(frozen=True)
+class Regime:
+    """One cell-voltage window the chain runs at: CV ``0 -> v_max -> 0`` (V).
+
+    ``slits_nm``: the slit sizes of its mPNP runs (None: the config's); the first is the
+    paper case, the one the circuits are built from. ``figures``: also the NCM-vs-TLM and
+    peak-map steps (Figures 3d-g).
+    """
+
+    name: str
+    v_max: float
+    slits_nm: tuple | None = None
+    figures: bool = True
+
+
+PAPER_REGIME = Regime("paper_0.2V", 0.2, slits_nm=(1.5,), figures=False)  # weakly crowded: C_slit ~ constant
+CROWDED_REGIME = Regime("crowded_1V", 1.0)  # the paper's 1 V case
+
+
+@dataclasses.dataclass(frozen=True)
+class ReproduceConfig:
+    """Everything the pipeline chooses (SI unless the name says nm/Debye)."""
+
+    name: str = "full"
+    electrolyte: dict = dataclasses.field(default_factory=dict)  # jaxpnp.Electrolyte kwargs
+    n_sheets: int = 6
+    sheet_length_nm: float = 10.0
+    sheet_gap_nm: float = 1.0
+    sheet_thickness_nm: float = 0.335
+    separator_nm: float = 10.0
+    slits_nm: tuple = (1.5, 2.0, 3.0, 5.0)  # the first is the paper case
+    grid_nm: float = 0.125
+    # the open space is held at bulk: a closed half cell with a 10 nm separator runs out
+    # of salt near 1 V (mid-plane at ~1% of c0), which a real cell's electrolyte does not
+    boundary: str = "reservoir"
+    regimes: tuple = (PAPER_REGIME, CROWDED_REGIME)
+    half_period_debye: float = 1000.0  # 0 -> v_max sweep duration in Debye times (every regime)
+    points_per_cycle: int = 200
+    snapshot_fractions: tuple = (0.02, 0.25, 0.5, 0.75)  # of the CV period
+    engine: str = "operon"
+    discovery_options: dict = dataclasses.field(
+        default_factory=lambda: dict(population_size=500, generations=100))
+    fit_steps: int = 150
+    fit_polish_steps: int = 50
+    tlm_layers: int = 20
+    ncm_points_per_cycle: int = 400
+    peak_grid: int = 11
+    asymmetry_layers: tuple = (6, 20)
+    asymmetry_rate_factors: tuple = (1.0, 4.0)
+    asymmetry_cycles: int | None = None  # None: until periodic (circuits.cv_asymmetry's default)
+    calibrate: bool = True  # also fit C and R_open of the NCM (diagnostic beside the extracted ones)
+    # the nodes' capacitor curves: jaxpnp.equilibrium at this many electrode potentials
+    # 0..v_max/2 (0: linear chord capacitors of the run itself, the paper's NCM only)
+    equilibrium_points: int = 41
+
+    @property
+    def paper_slit_nm(self) -> float:
+        return float(self.slits_nm[0])
+
+    def slits_for(self, regime: Regime) -> tuple:
+        return tuple(regime.slits_nm) if regime.slits_nm is not None else tuple(self.slits_nm)
+
+    def to_dict(self):
+        return dataclasses.asdict(self)
+
+
+FULL = ReproduceConfig()
+QUICK = dataclasses.replace(
+    FULL, name="quick", slits_nm=(1.5, 3.0), grid_nm=0.25,
+    discovery_options=dict(population_size=300, generations=60), fit_steps=80, fit_polish_steps=20,
+    ncm_points_per_cycle=200, peak_grid=7, equilibrium_points=21)
+
+
+def tiny_config(**overrides) -> ReproduceConfig:
+    """A geometry small enough for a test (3 sheets, 3.6 nm sheets, grid 0.3 nm), one regime (1 V)."""
+    base = dataclasses.replace(
+        FULL, name="tiny", n_sheets=3, sheet_length_nm=3.6, sheet_gap_nm=1.2, sheet_thickness_nm=0.3,
+        separator_nm=3.0, slits_nm=(1.5,), grid_nm=0.3, half_period_debye=2000.0, points_per_cycle=100,
+        regimes=(CROWDED_REGIME,),
+        engine="sparse", discovery_options={}, fit_steps=15, fit_polish_steps=0, tlm_layers=6,
+        ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
+        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11)
+    return dataclasses.replace(base, **overrides)
+
+
+def electrolyte_for(config: ReproduceConfig) -> jaxpnp.Electrolyte:
+    return jaxpnp.Electrolyte(**config.electrolyte)
+
+
+def electrode_for(config: ReproduceConfig, slit_nm: float) -> jaxpnp.Electrode:
+    return jaxpnp.Electrode(n_sheets=config.n_sheets, slit_nm=float(slit_nm),
+                            sheet_length_nm=config.sheet_length_nm, sheet_gap_nm=config.sheet_gap_nm,
+                            sheet_thickness_nm=config.sheet_thickness_nm, separator_nm=config.separator_nm)
+
+
+def protocol_for(config: ReproduceConfig, regime: Regime, cycles: int = 1, rate_factor: float = 1.0) -> jaxpnp.CV:
+    """The regime's CV: 0 -> v_max in ``half_period_debye`` Debye times (times ``1 / rate_factor``)."""
+    tau = float(electrolyte_for(config).debye_time_s)
+    rate = regime.v_max / (config.half_period_debye * tau) * rate_factor
+    return jaxpnp.CV(v_min=0.0, v_max=regime.v_max, scan_rate_V_s=rate, cycles=cycles)
