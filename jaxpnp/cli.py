@@ -182,6 +182,10 @@ def cmd_sweep(args) -> int:
           f"({result.wall_time_s:.1f} s); read with jaxpnp.open_sweep({str(args.output)!r})")
     for pid, message in result.failed.items():
         print(f"  failed {pid}: {message}", file=sys.stderr)
+    if options.get("discover") and result.computed + result.skipped:
+        laws = sweeps.open_sweep(args.output)
+        if "law_r2" in laws:  # the per-point table of the discovered laws
+            print(laws[["law_R_c", "law_gamma", "law_R_0", "law_r2"]].to_dataframe().to_string())
     return 1 if result.failed else 0
 
 
