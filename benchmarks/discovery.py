@@ -89,11 +89,15 @@ def gplearn_expression(X, y, functions, seed):
     return sympy.sympify(str(model._program), locals=local)
 
 
-def evaluate(expr, names, truth, Xt, yt, Xe, ye):
-    from discovery._expression import numpy_function
+def _numpy(expr, syms):
+    """``X (n, k) -> (n,)`` values of a sympy expression (public sympy.lambdify)."""
+    fn = sympy.lambdify(syms, expr, "numpy")
+    return lambda X: np.broadcast_to(np.asarray(fn(*np.asarray(X, float).T), float), (np.shape(X)[0],))
 
+
+def evaluate(expr, names, truth, Xt, yt, Xe, ye):
     syms = [sympy.Symbol(n) for n in names]
-    pt, pe = numpy_function(expr, syms)(Xt), numpy_function(expr, syms)(Xe)
+    pt, pe = _numpy(expr, syms)(Xt), _numpy(expr, syms)(Xe)
     r2 = 1 - np.sum((pt - yt) ** 2) / np.sum((yt - yt.mean()) ** 2)
     extrap = float(np.max(np.abs(pe - ye)) / np.max(np.abs(ye))) if np.all(np.isfinite(pe)) else float("inf")
     return {"structure_recovered": bool(discovery.same_structure(expr, truth, names, rtol=0.02, X=Xe)),

@@ -60,21 +60,22 @@ def graded_grid(knots, save_tau, base_steps: int, first_step: float, growth: flo
         idx = np.clip(np.searchsorted(fixed, grid), 1, fixed.size - 1)
         near = np.minimum(np.abs(grid - fixed[idx - 1]), np.abs(grid - fixed[idx]))
         grid = grid[near > 0.3 * local]
-    grid = np.unique(np.concatenate([grid, fixed]))
-    keep = np.concatenate([[True], np.diff(grid) > 1e-12])
-    grid = grid[keep]
+    return _with_outputs(np.concatenate([grid, fixed]), save_tau)
+
+
+def _with_outputs(points, save_tau):
+    """Sorted grid of ``points`` (which include the output times) and the outputs' indices in it."""
+    grid = np.unique(points)
+    # merge points closer than 1e-12 so that no step is degenerate
+    grid = grid[np.concatenate([[True], np.diff(grid) > 1e-12])]
     save_index = np.clip(np.searchsorted(grid, save_tau - 1e-12), 0, len(grid) - 1)
     return grid, save_index
 
 
 def fixed_grid(knots, save_tau, steps: int):
     """Uniform steps on [0, 1], refined to land on every knot and output time -> (grid, save_index)."""
-    grid = np.unique(np.concatenate([np.linspace(0.0, 1.0, int(steps) + 1), np.asarray(knots), save_tau]))
-    # merge points closer than 1e-12 so that no step is degenerate
-    keep = np.concatenate([[True], np.diff(grid) > 1e-12])
-    grid = grid[keep]
-    save_index = np.clip(np.searchsorted(grid, save_tau - 1e-12), 0, len(grid) - 1)
-    return grid, save_index
+    return _with_outputs(np.concatenate([np.linspace(0.0, 1.0, int(steps) + 1), np.asarray(knots), save_tau]),
+                         save_tau)
 
 
 def step_plan(grid, save_index):

@@ -29,12 +29,14 @@ class LadderKernel(eqx.Module):
 
     model: eqx.Module  # the ladder (leaves batch-last on the batched path)
     capacitance: jax.Array  # (n+1, ...) F/m^2 per node
+    inv_capacitance: jax.Array  # (n+1, ...) 1/C: linear capacitors multiply (a division costs several)
     scale: jax.Array  # (...) C/m^2 per unit state
     rate: jax.Array  # (...) duration / scale
     q_max: jax.Array  # (n, ...) C/m^2 per link
     q_max_open: jax.Array  # (...) C/m^2, the open-space law's charge scale
     voltage: bool = eqx.field(static=True)  # voltage (True) or current (False) control
     node_mode: bool = eqx.field(static=True)  # the law reads the upstream node's charge
+    linear: bool = eqx.field(static=True)  # linear capacitors: q / C (the paper's NCM, the TLM)
 
     def charges(self, x):
         """Passed charges ``X`` (n+1, ...) and node charges ``q`` (n+1, ...), C/m^2."""
@@ -42,7 +44,15 @@ class LadderKernel(eqx.Module):
         return X, jnp.concatenate([X[:-1] - X[1:], X[-1:]])
 
     def _node_voltage(self, node):
+        if self.linear:
+            return node * self.inv_capacitance
         return self.model.capacitor_law().voltage(node, self.capacitance)
+
+    def _node_voltage_and_slope(self, node):
+        """Node voltages and dv/dq, elementwise (one forward-mode pass for a nonlinear law)."""
+        if self.linear:
+            return node * self.inv_capacitance, jnp.broadcast_to(self.inv_capacitance, node.shape)
+        return jax.jvp(self._node_voltage, (node,), (jnp.ones_like(node),))
 
     def _link_resistance(self, link_charge, node):
         return self.model.link_resistance(link_charge, node, self.q_max)
@@ -64,14 +74,15 @@ class LadderKernel(eqx.Module):
         return self.rate * jnp.concatenate([current[None], link_current])
 
     def rhs_and_jacobian(self, x, v):
-        """``f``, ``df/dv`` and the three diagonals of ``df/dx`` (each shaped like ``x``).
+        """``f``, ``df_0/dv`` (only the electrode row sees the forcing; shaped like ``x[0]``) and
+        the three diagonals of ``df/dx`` (each shaped like ``x``).
 
         In the link-charge basis link ``i`` depends on ``x_i, x_{i+1}, x_{i+2}`` only,
         so the Jacobian is tridiagonal for every law ``dphi = I R(Q)``; the laws'
         derivatives come from one forward-mode pass each (all laws are elementwise).
         """
         X, node = self.charges(x)
-        u, dudq = jax.jvp(self._node_voltage, (node,), (jnp.ones_like(node),))
+        u, dudq = self._node_voltage_and_slope(node)
         tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if self.node_mode else \
             (jnp.ones_like(X[1:]), jnp.zeros_like(node))
         R, dR = jax.jvp(self._link_resistance, (X[1:], node), tangent)
@@ -98,11 +109,10 @@ class LadderKernel(eqx.Module):
             I, d0, u0, dfdv0 = v + zero, zero, zero, 1.0 + zero
         zero = jnp.zeros_like(J[:1])
         f = a * jnp.concatenate([I[None], J])
-        dfdv = jnp.concatenate([(a * dfdv0)[None], jnp.zeros_like(J)])
         lower = a * jnp.concatenate([zero, lo_l])
         diag = a * jnp.concatenate([d0[None], di_l])
         upper = a * jnp.concatenate([u0[None], up_l[:-1], zero])
-        return f, dfdv, lower, diag, upper
+        return f, a * dfdv0, lower, diag, upper
 
 
 def ros2_step(kernel: LadderKernel, x, h, v0, v1, factor):
@@ -112,11 +122,11 @@ def ros2_step(kernel: LadderKernel, x, h, v0, v1, factor):
     curve, cyclic reduction for a batch). Two stages, one Jacobian, one factorisation.
     """
     g = ROS2_GAMMA
-    f0, dfdv, lower, diag, upper = kernel.rhs_and_jacobian(x, v0)
+    f0, dfdv0, lower, diag, upper = kernel.rhs_and_jacobian(x, v0)
     gh = g * h
-    ft = gh * dfdv * ((v1 - v0) / h)  # h gamma df/dtau through the forcing
+    ft0 = gh * dfdv0 * ((v1 - v0) / h)  # h gamma df/dtau through the forcing: the electrode row only
     solve = factor(-gh * lower, 1.0 - gh * diag, -gh * upper)
-    k1 = solve(f0 + ft)
+    k1 = solve(f0.at[0].add(ft0))
     f1 = kernel.rhs(x + h * k1, v1)
-    k2 = solve(f1 - 2.0 * k1 - ft)
+    k2 = solve((f1 - 2.0 * k1).at[0].add(-ft0))
     return x + h * (1.5 * k1 + 0.5 * k2)

@@ -67,9 +67,10 @@ def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
         charge = drive.swing
     q_open = getattr(model, "q_max_open", None)
     q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
-    return LadderKernel(model=model, capacitance=c, scale=charge, rate=drive.duration_s / charge,
-                        q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
-                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node")
+    return LadderKernel(model=model, capacitance=c, inv_capacitance=1.0 / c, scale=charge,
+                        rate=drive.duration_s / charge, q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
+                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node",
+                        linear=isinstance(model.capacitor_law(), LinearCapacitor))
 
 
 def _observe(kernel: LadderKernel, drive: Drive, tau, x) -> Solution:
@@ -141,8 +142,8 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
     in_axes_model = jax.tree_util.tree_unflatten(treedef, [0 if f else None for f in flags])
     kern = jax.vmap(lambda m: _kernel(m, drive), in_axes=(in_axes_model,))(model)
     last = lambda a: jnp.moveaxis(a, 0, -1)  # noqa: E731
-    consts = dict(capacitance=last(kern.capacitance), scale=kern.scale, rate=kern.rate, q_max=last(kern.q_max),
-                  q_max_open=jnp.broadcast_to(kern.q_max_open, (B,)))
+    consts = dict(capacitance=last(kern.capacitance), inv_capacitance=last(kern.inv_capacitance), scale=kern.scale,
+                  rate=kern.rate, q_max=last(kern.q_max), q_max_open=jnp.broadcast_to(kern.q_max_open, (B,)))
     consts = {k: jnp.broadcast_to(v, v.shape[:-1] + (B,)).astype(dtype) for k, v in consts.items()}
     # model leaves batch-last: batched ones moved, fixed per-row ones get a trailing axis of
     # 1; the capacitor's fixed leaves (e.g. tables) keep their shape (its law is elementwise)
@@ -176,7 +177,8 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
         it_b, it_f = iter(bleaves), iter(fixed_leaves)
         m = jax.tree_util.tree_unflatten(treedef, [next(it_b) if f else next(it_f) for f in flags])
         kernel = LadderKernel(model=m, voltage=drive.controls == "voltage",
-                              node_mode=getattr(model, "charge", "link") == "node", **cs)
+                              node_mode=getattr(model, "charge", "link") == "node",
+                              linear=isinstance(model.capacitor_law(), LinearCapacitor), **cs)
         return ros2_integrate_batched(kernel, h, v0, v1, out_index, n_out)
 
     xs = jax.lax.map(run, ({k: split(v) for k, v in consts.items()}, batched_leaves))  # (chunks, t, n+1, c)

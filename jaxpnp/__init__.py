@@ -4,9 +4,10 @@ from ._analysis import flux_relations, nrmse, sign_agreement
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
+from ._impedance import blocking_cell_impedance, impedance
 from ._io import load, named_configs, read_config, save, write_config
 from ._precision import float64
-from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep, Sine
 from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 from ._units import to_cf
@@ -20,11 +21,14 @@ __all__ = [
     "Galvanostatic",
     "PotentialStep",
     "SimulationError",
+    "Sine",
+    "blocking_cell_impedance",
     "build_model",
     "differentiable_run",
     "equilibrium",
     "float64",
     "flux_relations",
+    "impedance",
     "nrmse",
     "sign_agreement",
     "load",

@@ -108,6 +108,7 @@ class _NKState(eqx.Module):
     result: optx.RESULTS
     step: Array
     krylov_residual: Array
+    krylov_failed: Array  # bool: some Newton correction's GMRES missed krylov_rtol
 
 
 class NewtonKrylov(optx.AbstractRootFinder):
@@ -144,7 +145,8 @@ class NewtonKrylov(optx.AbstractRootFinder):
         dtype = jnp.result_type(*jax.tree_util.tree_leaves(y))
         return _NKState(precond=state, diffsize=jnp.array(jnp.inf, dtype),
                         diffsize_prev=jnp.array(1.0, dtype), result=optx.RESULTS.successful,
-                        step=jnp.array(0), krylov_residual=jnp.array(0.0, dtype))
+                        step=jnp.array(0), krylov_residual=jnp.array(0.0, dtype),
+                        krylov_failed=jnp.array(False))
 
     def step(self, fn, y, args, options, state, tags):
         flat, unravel = jax.flatten_util.ravel_pytree(y)
@@ -162,7 +164,8 @@ class NewtonKrylov(optx.AbstractRootFinder):
         diffsize = self.norm(jnp.abs(diagonal * control) * diff / scale)
         new_state = _NKState(precond=state.precond, diffsize=diffsize, diffsize_prev=state.diffsize,
                              result=optx.RESULTS.successful, step=state.step + 1,
-                             krylov_residual=kres)
+                             krylov_residual=kres,
+                             krylov_failed=state.krylov_failed | ~(kres <= self.krylov_rtol))
         return unravel(new_flat), new_state, None
 
     def terminate(self, fn, y, args, options, state, tags):
@@ -173,7 +176,11 @@ class NewtonKrylov(optx.AbstractRootFinder):
         diverged = (state.step >= 2) & (~jnp.isfinite(rate) | (rate > 2))
         done = at_least_one & (small | converged | diverged | ~jnp.isfinite(state.diffsize))
         failed = at_least_one & (diverged | ~jnp.isfinite(state.diffsize))
-        result = optx.RESULTS.where(failed & ~small, optx.RESULTS.nonlinear_divergence,
+        # a Newton correction whose Krylov solve did not converge is not trusted: the
+        # stage fails, so diffrax rejects the step (infinite error estimate) and retries
+        # it with a smaller one, never accepting it silently
+        failed = (failed & ~small) | (done & state.krylov_failed)
+        result = optx.RESULTS.where(failed, optx.RESULTS.nonlinear_divergence,
                                     optx.RESULTS.successful)
         return done, result
 

@@ -13,7 +13,7 @@ import xarray as xr
 
 from ._electrolyte import Electrolyte
 from ._geometry import Electrode
-from ._protocol import CV, PotentialStep
+from ._protocol import CV, PotentialStep, Sine
 
 TABLES = ("electrolyte", "electrode", "protocol", "simulation")
 _CONFIGS = Path(__file__).resolve().parent / "configs"  # named parameter sets shipped with the package
@@ -29,8 +29,8 @@ def save(dataset: xr.Dataset, path) -> None:
     dataset.to_netcdf(path, engine="h5netcdf")
 
 
-_PROTOCOLS = {"cv": CV, "step": PotentialStep, "potential_step": PotentialStep}
-_PROTOCOL_NAMES = {CV: "cv", PotentialStep: "step"}
+_PROTOCOLS = {"cv": CV, "step": PotentialStep, "potential_step": PotentialStep, "sine": Sine}
+_PROTOCOL_NAMES = {CV: "cv", PotentialStep: "step", Sine: "sine"}
 
 
 def named_configs() -> list[str]:

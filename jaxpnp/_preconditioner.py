@@ -93,6 +93,9 @@ class _Pattern:
         for s in range(2):
             for v in range(3):
                 rows.append(s * n + self.mid_node); cols.append(v * n + self.mid_node)
+        # the h gamma-scaled flux entries: the only ones that change within a run
+        self.dynamic = slice(self.n_static_ones + self.a0_values.size + 2 * self.n_free,
+                             sum(r.size for r in rows))
         # Stern layer: surface psi rows are Robin rows, identity (above) + lambda (w . psi - vol f)
         self.robin = None
         if stern:
@@ -103,6 +106,8 @@ class _Pattern:
             rows.append(2 * n + surface); cols.append(surface)
             rows.append(2 * n + surface); cols.append(n + surface)
         rows = np.concatenate(rows); cols = np.concatenate(cols)
+        self.nx, self.ny = nx, ny
+        self.rows, self.cols = rows, cols  # entry coordinates, in the order `assemble` emits values
         # duplicates are summed: map every entry to its slot of the CSC structure
         shape = (3 * n, 3 * n)
         pattern = sp.csc_matrix((np.arange(1, rows.size + 1, dtype=float), (rows, cols)), shape=shape)
@@ -117,15 +122,16 @@ class _Pattern:
         self.indices, self.indptr, self.shape, self.nnz = keyed.indices, keyed.indptr, shape, keyed.nnz
         self.n_entries = rows.size
 
-    def factorise(self, values, hgamma, reuse_tolerance):
+    def factorise(self, full_values, hgamma, reuse_tolerance):
         """Factorise, or hand back the newest factorisation while it is still close.
 
         Like CVODE's lagged Newton matrix: refactoring costs far more than the extra
         Krylov iterations of a slightly stale preconditioner. It is reused while
-        h*gamma is within 30% and the Jacobian entries moved by less than
+        h*gamma is within 30% and the flux Jacobian entries (the constant identity and
+        Poisson entries left out, which would dilute the change) moved by less than
         ``reuse_tolerance`` (relative 2-norm); 0 refactors every step.
         """
-        values = np.asarray(values)
+        values = np.asarray(full_values)[self.dynamic]
         hgamma = float(hgamma)
         if hgamma == 0.0:
             # diffrax evaluates the Jacobian hook on the explicit first ESDIRK stage too
@@ -137,7 +143,7 @@ class _Pattern:
             change = np.linalg.norm(values - last[2]) / max(np.linalg.norm(last[2]), 1e-300)
             if change < reuse_tolerance:
                 return np.asarray(last[0], np.int64)
-        data = np.bincount(self.slot, weights=np.asarray(values), minlength=self.nnz)
+        data = np.bincount(self.slot, weights=np.asarray(full_values), minlength=self.nnz)
         mat = sp.csc_matrix((data, self.indices, self.indptr), shape=self.shape)
         lu = spla.splu(mat, permc_spec="COLAMD", options=dict(SymmetricMode=False))
         key = next(_KEYS)

@@ -11,9 +11,9 @@ from __future__ import annotations
 import dataclasses
 import numbers
 
-from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep
+from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep, Sine
 
-PROTOCOLS = {cls.__name__: cls for cls in (CV, PotentialStep, Galvanostatic)}
+PROTOCOLS = {cls.__name__: cls for cls in (CV, PotentialStep, Galvanostatic, Sine)}
 
 
 def _fields(cls):

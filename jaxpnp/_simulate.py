@@ -14,8 +14,10 @@ import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
+import threadpoolctl
 
 from . import _equilibrium  # module import: _equilibrium imports this module too
+from ._block_tridiagonal import BlockLayout, BlockTridiagonalPreconditioner
 from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
 from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
 from ._implicit import NewtonKrylov
@@ -23,10 +25,26 @@ from ._model import MPNPModel
 from ._poisson import FastPoisson
 from ._precision import float64
 from ._preconditioner import SparseLUPreconditioner
-from ._protocol import CV, AbstractProtocol, PotentialStep
+from ._protocol import CV, AbstractProtocol, PotentialStep, Sine
+from ._stage_adjoint import with_stage_adjoint
 
 BOUNDARIES = ("symmetric", "reservoir")
 SOLVERS = {"kvaerno3": dfx.Kvaerno3, "kvaerno4": dfx.Kvaerno4, "kvaerno5": dfx.Kvaerno5}
+PRECONDITIONERS = ("auto", "block_thomas", "cyclic_reduction", "superlu")
+
+
+def resolve_preconditioner(name: str) -> str:
+    """The concrete preconditioner for ``name``; ``"auto"`` picks by the default JAX backend.
+
+    GPU/TPU: block cyclic reduction (log depth, batched). CPU: block Thomas, which
+    measured as fast as the host SuperLU path and keeps the run one XLA program
+    (benchmarks/results/mpnp_preconditioners.json).
+    """
+    if name not in PRECONDITIONERS:
+        raise ValueError(f"preconditioner must be one of {PRECONDITIONERS}, got {name!r}")
+    if name != "auto":
+        return name
+    return "block_thomas" if jax.default_backend() == "cpu" else "cyclic_reduction"
 
 
 class SimulationError(RuntimeError):
@@ -45,7 +63,11 @@ class SimulationError(RuntimeError):
 def _discretise(electrode_key, h_nm, stern=False):
     electrode = Electrode(**dict(electrode_key))
     grid = build_grid(electrode, h_nm)
-    return grid, FastPoisson.build(grid, stern=stern), SparseLUPreconditioner.build_for(grid, stern=stern)
+    sparse = SparseLUPreconditioner.build_for(grid, stern=stern)
+    # concrete arrays even when first called inside a jit/vmap trace: the cache outlives it
+    with jax.ensure_compile_time_eval():
+        poisson = FastPoisson.build(grid, stern=stern)
+    return grid, poisson, sparse, BlockLayout(sparse.pattern)
 
 
 def _electrode_key(e: Electrode):
@@ -91,7 +113,7 @@ def validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanom
 
 def _segments(protocol, points_per_cycle, segments_per_sweep):
     """Segment boundaries (s) aligned with the protocol's jumps, and save points per segment."""
-    if isinstance(protocol, CV):
+    if isinstance(protocol, (CV, Sine)):  # periodic: segments line up with the half periods
         vertices = np.concatenate([[0.0], protocol.jump_times, [protocol.duration]])
         edges = np.unique(np.concatenate([np.linspace(a, b, segments_per_sweep + 1)
                                           for a, b in zip(vertices[:-1], vertices[1:])]))
@@ -144,11 +166,20 @@ def _initial_state(model, protocol, electrolyte):
     return jnp.asarray(_equilibrium.EquilibriumSolver(model).solve(phi0).c)
 
 
-def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0):
-    """The discrete model (and its preconditioner) for one configuration."""
+def build_model(electrolyte, electrode, protocol, grid_nm, boundary, reuse_tolerance=0.0,
+                preconditioner="superlu"):
+    """The discrete model (and its preconditioner) for one configuration.
+
+    ``preconditioner``: ``"superlu"`` (host SciPy factorisation through a callback;
+    ``reuse_tolerance`` applies to it only), ``"block_thomas"`` or ``"cyclic_reduction"``
+    (exact device solves, no host callback), or ``"auto"``.
+    """
+    method = resolve_preconditioner(preconditioner)
     stern = electrode.has_stern_layer
-    grid, poisson, precond = _discretise(_electrode_key(electrode), float(grid_nm), stern)
-    precond = SparseLUPreconditioner(pattern=precond.pattern, reuse_tolerance=float(reuse_tolerance))
+    grid, poisson, sparse, layout = _discretise(_electrode_key(electrode), float(grid_nm), stern)
+    precond = SparseLUPreconditioner(pattern=sparse.pattern, reuse_tolerance=float(reuse_tolerance))
+    if method != "superlu":
+        precond = BlockTridiagonalPreconditioner(sparse=precond, layout=layout, method=method)
     if stern:  # lambda_S = eps / C_S, in grid cells (differentiable in eps and C_S)
         lam_stern_m = electrolyte.permittivity_F_m / electrode.stern_capacitance_F_m2
         poisson = poisson.with_stern(lam_stern_m / (float(grid_nm) * 1e-9))
@@ -166,7 +197,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
              solver: str = "kvaerno3", max_steps_per_segment: int = 20000,
              krylov_rtol: float = 1e-5, segments_per_sweep: int = 4, progress: bool = True,
              preconditioner_reuse: float = 0.05, step_to_outputs: bool = True,
-             checkpoint_path=None, resume: bool = False, allow_subnanometre_slits: bool = False):
+             checkpoint_path=None, resume: bool = False, allow_subnanometre_slits: bool = False,
+             preconditioner: str = "auto"):
     """Run the mPNP half cell under ``protocol``; returns an ``xarray.Dataset`` in SI units.
 
     ``grid_nm``: node spacing (nm). ``boundary``: ``"symmetric"`` (closed half cell with
@@ -175,8 +207,12 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     samples per CV cycle (or per step protocol). ``snapshot_times_s``: times (s) at which
     to keep the full c+, c-, potential fields (snapped to the nearest output time).
     ``rtol``/``atol``: step-size control on concentrations (units of c0).
+    ``preconditioner``: exact solver of the stage matrix inside Newton-Krylov:
+    ``"block_thomas"`` / ``"cyclic_reduction"`` (block-tridiagonal factorisation on the
+    device; the whole step is one XLA program), ``"superlu"`` (SciPy on the host through
+    a callback), ``"auto"`` (cyclic reduction on GPU, block Thomas on CPU).
     ``preconditioner_reuse``: relative Jacobian change under which the sparse LU
-    factorisation of an earlier step is reused (0 refactors every step).
+    factorisation of an earlier step is reused (0 refactors every step; SuperLU only).
     ``step_to_outputs``: land steps on the output times, so that the current (an
     instantaneous rate) is evaluated on computed states, not on dense-output
     interpolants, which in slow, stiff sweeps carry fast components (measured: a
@@ -194,11 +230,14 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     validate(electrolyte, electrode, protocol, grid_nm, boundary, allow_subnanometre_slits)
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
+    preconditioner = resolve_preconditioner(preconditioner)
     from ._observables import to_dataset
 
-    with float64():
+    # the dense blocks are small (3 ny): OpenBLAS threads only spin against each other,
+    # and on a shared machine a 135 x 135 inverse measured 30 ms with 2 threads vs 0.6 ms with 1
+    with float64(), threadpoolctl.threadpool_limits(1, user_api="blas"):
         model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
-                                     preconditioner_reuse)
+                                     preconditioner_reuse, preconditioner)
         model = _traced_protocol(model)
         tau = float(electrolyte.debye_time_s)
         edges, per_segment = _segments(protocol, points_per_cycle, segments_per_sweep)
@@ -279,7 +318,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                 bar.close()
         ds = to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t,
                         dict(steps, run_time_s=_time.perf_counter() - t_start, resumed_from_s=resumed_from,
-                             rtol=rtol, atol=atol, solver=solver, complete=int(failure is None)))
+                             rtol=rtol, atol=atol, solver=solver, preconditioner=preconditioner,
+                             complete=int(failure is None)))
         if checkpoint_path is not None:
             _write_atomically(ds, checkpoint_path)
             if failure is None and os.path.exists(_state_path(checkpoint_path)):
@@ -354,37 +394,81 @@ def _read_state(checkpoint_path, fingerprint):
 def differentiable_run(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractProtocol,
                        times_s, grid_nm: float = 0.1, boundary: str = "symmetric", *,
                        rtol: float = 1e-6, atol: float = 1e-8, solver: str = "kvaerno3",
-                       max_steps: int = 20000, mode: str = "reverse"):
-    """Traceable run for ``jax.grad``/``jax.jvp``: electrode charge (C/m^2) and current
-    density (A/m^2) at ``times_s``.
+                       max_steps: int = 20000, mode: str = "reverse", preconditioner: str = "auto",
+                       krylov_rtol: float = 1e-6):
+    """Traceable run for ``jax.grad``/``jax.jvp``/``jax.vmap``: electrode charge (C/m^2)
+    and current density (A/m^2) at ``times_s``.
 
     Electrolyte fields (and the protocol's numbers) may be JAX tracers; the geometry is
-    fixed by the grid. Call it inside ``jaxpnp.float64()`` (or with x64 enabled).
-    Reverse mode differentiates through each implicit stage with a dense linear solve,
-    so keep grids small here; ``mode="forward"`` (for ``jax.jvp``/``jax.jacfwd``) is
-    cheaper for a few parameters.
+    fixed by the grid. Call it inside ``jaxpnp.float64()`` (or with x64 enabled). Steps
+    land on ``times_s`` (the current is never read off a dense-output interpolant).
+    With a device preconditioner (``"block_thomas"``, ``"cyclic_reduction"``; ``"auto"``
+    picks one) the whole run is one XLA program without host callbacks, so it can be
+    jitted and vmapped; vmapped adaptive solves run in lock step: every member takes the
+    union of all members' steps (the batch costs as many steps as its hardest member, times
+    the number of Newton/Krylov iterations of the slowest member at each step).
+    Derivatives go through each implicit stage by the implicit function theorem; with a
+    device preconditioner its linear solve is GMRES preconditioned by the stage's own
+    factors (transposed in reverse mode), with ``"superlu"`` a dense solve (small grids
+    only). ``mode="forward"`` (for ``jax.jvp``/``jax.jacfwd``) suits a few parameters.
     """
     if mode not in ("reverse", "forward"):
         raise ValueError(f"mode must be 'reverse' or 'forward', got {mode!r}")
+    if solver not in SOLVERS:
+        raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
     validate(electrolyte, electrode, protocol, grid_nm, boundary)
     if _concrete(protocol.initial_cell_voltage) != 0.0:
         # the equilibrium start is a host-side Newton solve, not traceable (simulate has it)
         raise NotImplementedError("differentiable_run starts from the uniform bulk at 0 V; got a protocol "
                                   f"starting at {protocol.initial_cell_voltage} V (use simulate)")
-    model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary)
+    model, precond = build_model(electrolyte, electrode, protocol, grid_nm, boundary,
+                                 preconditioner=preconditioner)
+    times = np.asarray(times_s, float) if _concrete_array(times_s) else None
+    if times is not None and (times.ndim != 1 or times.size == 0 or times[0] <= 0
+                              or np.any(np.diff(times) <= 0)):
+        raise ValueError("times_s must be a non-empty, strictly increasing 1D sequence of positive times (s)")
     tau = electrolyte.debye_time_s
     ts = jnp.asarray(times_s) / tau
     root_finder = NewtonKrylov(
-        rtol=rtol, atol=atol,
+        rtol=rtol, atol=atol, krylov_rtol=krylov_rtol,
         build_preconditioner=lambda y, t, hg: precond.build(model, y, t, hg),
         apply_preconditioner=precond.apply)
-    jumps = jnp.asarray(np.asarray(protocol.jump_times, float)) / tau
-    sol = dfx.diffeqsolve(
-        dfx.ODETerm(model.vector_field), SOLVERS[solver](root_finder=root_finder), 0.0, ts[-1],
-        ts[-1] / 1e4, model.initial_state(), saveat=dfx.SaveAt(ts=ts),
-        stepsize_controller=dfx.PIDController(rtol=rtol, atol=atol, jump_ts=jumps if jumps.size else None),
-        max_steps=max_steps,
-        adjoint=dfx.ForwardMode() if mode == "forward" else dfx.RecursiveCheckpointAdjoint())
-    obs = jax.vmap(model.observables)(sol.ts, sol.ys)
+    jumps = jnp.asarray(protocol.jump_times) / tau
+    term = dfx.ODETerm(model.vector_field)
+    # device factors can be transposed: the stage adjoints reuse them (no dense Jacobian)
+    solver_cls = SOLVERS[solver]
+    if isinstance(precond, BlockTridiagonalPreconditioner):
+        solver_cls = with_stage_adjoint(solver_cls)
+    stepper = solver_cls(root_finder=root_finder)
+    controller = dfx.PIDController(rtol=rtol, atol=atol, jump_ts=jumps if jumps.size else None)
+    adjoint = dfx.ForwardMode() if mode == "forward" else dfx.RecursiveCheckpointAdjoint()
+
+    def interval(c, bounds):
+        # one solve per output interval, saving only its end: every output is a computed
+        # step (no dense-output interpolant), and no diffrax input check on traced save
+        # times or dt0 (each would lower to a host callback) enters the program
+        t0, t1 = bounds
+        sol = dfx.diffeqsolve(term, stepper, t0, t1, None, c, saveat=dfx.SaveAt(t1=True),
+                              stepsize_controller=controller, max_steps=max_steps, throw=False,
+                              adjoint=adjoint)
+        return sol.ys[0], (sol.ys[0], sol.result == dfx.RESULTS.successful)
+
+    starts = jnp.concatenate([jnp.zeros_like(ts[:1]), ts[:-1]])
+    _, (ys, ok) = jax.lax.scan(interval, model.initial_state(), (starts, ts))
+    # on a CV vertex the current jumps: take the slope of the sweep the sample ends
+    # (the left limit), like the last sample of a segment in `simulate`
+    obs = jax.vmap(model.observables)(ts, ys, ts - 1e-9 * (ts - starts))
+    # a failed interval (and all after it) reads NaN, never a silently wrong number
+    ok = jnp.cumprod(ok.astype(ts.dtype)) > 0
     q_scale = electrolyte.charge_scale_C_m2
-    return obs["electrode_charge"] * q_scale, obs["current"] * q_scale / tau
+    q = jnp.where(ok, obs["electrode_charge"] * q_scale, jnp.nan)
+    i = jnp.where(ok, obs["current"] * q_scale / tau, jnp.nan)
+    return q, i
+
+
+def _concrete_array(x):
+    try:
+        np.asarray(x, float)
+        return True
+    except (TypeError, jax.errors.ConcretizationTypeError, jax.errors.TracerArrayConversionError):
+        return False

@@ -111,9 +111,10 @@ def equilibrium_states(config: ReproduceConfig, regime: Regime, datadir: Path, p
     """``jaxpnp.equilibrium`` of the paper case on the run's grid, 0..v_max/2 (``data/{regime}/equilibrium.nc``)."""
     path = datadir / f"equilibrium_d{config.paper_slit_nm:g}nm.nc"
     potentials = np.linspace(0.0, 0.5 * regime.v_max, config.equilibrium_points)
-    if path.exists():
+    if path.exists():  # reused when it is the same request
         ds = jaxpnp.load(path)
-        if np.allclose(np.asarray(ds["potential"]), potentials):
+        if ds.sizes["potential"] == potentials.size and np.allclose(np.asarray(ds["potential"]), potentials) \
+                and float(ds.attrs.get("grid_nm", -1)) == float(config.grid_nm):
             return ds
     ds = jaxpnp.equilibrium(electrolyte_for(config), electrode_for(config, config.paper_slit_nm), potentials,
                             grid_nm=config.grid_nm, boundary=config.boundary, progress=progress)

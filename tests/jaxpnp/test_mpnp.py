@@ -40,16 +40,23 @@ def test_planar_steady_state_matches_bikerman(ion_diameter_nm):
 def test_closed_half_cell_conserves_salt_and_charge(small_cv_run):
     cv, ds = small_cv_run
     salt = ds.total_salt.values
-    assert np.max(np.abs(salt - salt[0])) / salt[0] < 1e-8
+    # exact stage solves keep the ion count to round-off
+    assert np.max(np.abs(salt - salt[0])) / salt[0] < 1e-12
     q = ds.electrode_charge.values
     t = ds.time.values
     i = ds.current_density.values
     integral = np.concatenate([[0.0], np.cumsum(0.5 * (i[1:] + i[:-1]) * np.diff(t))])
     assert np.max(np.abs(integral - (q - q[0]))) < 1e-3 * np.max(np.abs(q))
-    # charging then discharging: the electrode returns close to neutral, slit charges add up
-    assert abs(q[-1]) < 0.5 * np.max(q)
-    np.testing.assert_allclose(ds.slit_charge.sum("slit").values, ds.ionic_charge.values,
-                               atol=1e-9 * np.max(np.abs(q)))
+    # rate-limited charging: at the same voltage the discharge sweep holds more charge than
+    # the charge sweep (samples k and n-1-k sit at the same voltage)
+    v = ds.cell_voltage.values
+    n = q.size
+    inner = np.arange(1, n // 2)
+    np.testing.assert_allclose(v[inner], v[n - 1 - inner], atol=1e-9)
+    assert np.all(q[n - 1 - inner] > q[inner])
+    # at the vertex every slit holds counter-ions of the positive electrode
+    vertex = int(np.argmax(v))
+    assert np.all(ds.slit_charge.values[vertex, 1:] < 0)
 
 
 def test_ionic_charge_balances_electrode_charge_when_slow(small_electrode):
@@ -81,10 +88,6 @@ def test_trans_slit_current_charges_the_slits_beyond(small_cv_run):
         passed = np.concatenate([[0.0], np.cumsum(0.5 * (link[1:, k] + link[:-1, k]) * np.diff(t))])
         stored = beyond[:, k + 1] - beyond[0, k + 1]
         assert np.max(np.abs(passed - stored)) < 2e-3 * np.max(np.abs(charge))
-    assert np.all(link[:, -1] == 0.0)
-    split = ds.flux_migration + ds.flux_diffusion + ds.flux_steric
-    np.testing.assert_allclose(split.values[:, :-1], link[:, :-1], rtol=1e-6,
-                               atol=1e-8 * np.abs(link).max())
 
 
 TINY = jaxpnp.Electrode(n_sheets=2, slit_nm=1.2, sheet_length_nm=1.8, sheet_gap_nm=0.6,
