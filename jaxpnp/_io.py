@@ -57,7 +57,7 @@ def read_config(source):
     ``source``: a TOML file path, the name of a parameter set shipped with the package
     (``"paper_case"``: the paper's 6-sheet, 1.5 nm case; see :func:`named_configs`), or a
     dict of the same tables. Tables: ``[electrolyte]`` and ``[electrode]`` take the
-    constructor arguments, ``[protocol]`` takes ``type = "cv" | "step"`` plus its
+    constructor arguments, ``[protocol]`` takes ``type = "cv" | "step" | "sine"`` plus its
     arguments, ``[simulation]`` takes ``simulate``'s keyword arguments (grid_nm,
     boundary, points_per_cycle, ...). :func:`write_config` writes this form.
     """

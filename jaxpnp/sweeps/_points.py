@@ -16,7 +16,7 @@ from pathlib import Path
 from .._electrolyte import Electrolyte
 from .._geometry import Electrode
 from .._io import TABLES, config_dict, config_path, read_config
-from .._protocol import AbstractProtocol, CV, PotentialStep
+from .._protocol import CV, AbstractProtocol, PotentialStep, Sine
 from .._simulate import simulate, validate
 
 # simulate's keyword arguments that define a run (progress and file handling do not)
@@ -33,7 +33,7 @@ def _init_fields(cls):
 _TABLE_FIELDS = {"electrolyte": _init_fields(Electrolyte), "electrode": _init_fields(Electrode),
                  "simulation": set(SIMULATION_DEFAULTS)}
 _PROTOCOL_FIELDS = {"cv": _init_fields(CV), "step": _init_fields(PotentialStep),
-                    "potential_step": _init_fields(PotentialStep)}
+                    "potential_step": _init_fields(PotentialStep), "sine": _init_fields(Sine)}
 
 
 @dataclasses.dataclass(frozen=True)

@@ -28,6 +28,7 @@ def test_paper_case_is_shipped_and_is_the_example(repo_root):
      jaxpnp.Electrode(n_sheets=3, slit_nm=2.0, stern_capacitance_F_m2=0.2),
      jaxpnp.PotentialStep(v_step=0.3, duration_s=2e-9, rise_time_s=1e-11),
      {"grid_nm": 0.2, "boundary": "symmetric", "snapshot_times_s": [1e-9, 2e-9]}),
+    (jaxpnp.Electrolyte(), jaxpnp.Electrode(), jaxpnp.Sine(v_bias=0.2, amplitude_V=0.005, frequency_Hz=1e9, cycles=2), {}),
 ])
 def test_write_config_round_trip(case, tmp_path):
     run = jaxpnp.read_config(case) if isinstance(case, str) else case

@@ -19,6 +19,7 @@ import jaxpnp
     (lambda: jaxpnp.CV(cycles=1.5), "CV.cycles must be an integer"),
     (lambda: jaxpnp.PotentialStep(v_step="0.5"), "PotentialStep.v_step"),
     (lambda: jaxpnp.Galvanostatic(cycles="2"), "Galvanostatic.cycles must be an integer"),
+    (lambda: jaxpnp.Sine(frequency_Hz="1e8"), "Sine.frequency_Hz must be a real number"),
 ])
 def test_wrong_type_is_refused_naming_the_argument(build, name):
     with pytest.raises(TypeError, match=name):
