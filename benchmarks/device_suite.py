@@ -232,12 +232,17 @@ def main(argv=None):
             continue
         cmd = [sys.executable, __file__, "--part", part, "--deadline", str(deadline)] + (argv or sys.argv[1:])
         t0 = time.perf_counter()
-        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(deadline - time.time(), 1) + 60)
-        lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
-        if proc.returncode == 0 and lines:
-            result["parts"][part] = json.loads(lines[-1][len("RESULT "):])
+        try:  # a part still running at the deadline is stopped and recorded as such
+            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(deadline - time.time(), 1))
+        except subprocess.TimeoutExpired as stop:
+            partial = stop.stdout.decode() if isinstance(stop.stdout, bytes) else (stop.stdout or "")
+            result["parts"][part] = dict(error="stopped at the budget", output=partial[-2000:])
         else:
-            result["parts"][part] = dict(error=proc.stderr[-2000:], returncode=proc.returncode)
+            lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
+            if proc.returncode == 0 and lines:
+                result["parts"][part] = json.loads(lines[-1][len("RESULT "):])
+            else:
+                result["parts"][part] = dict(error=proc.stderr[-2000:], returncode=proc.returncode)
         result["parts"][part]["wall_s"] = time.perf_counter() - t0
         print(part, json.dumps(result["parts"][part])[:2000], flush=True)
         Path(args.output).parent.mkdir(parents=True, exist_ok=True)

@@ -41,7 +41,9 @@ def main():
         setup = float(ds.attrs["impedance_setup_time_s"])
         row = dict(run=label, bias_V=bias, wall_s=wall, setup_s=setup,
                    per_frequency_s=(float(ds.attrs["impedance_run_time_s"]) - setup) / freqs.size,
-                   unknowns=3 * int(ds.attrs["nx"]) * int(ds.attrs["ny"]),
+                   unknowns=3 * int(ds.attrs["nx"]) * int(ds.attrs["ny"]), method=ds.attrs["impedance_method"],
+                   exact_solves=int(ds.attrs["impedance_exact_solves"]),
+                   reduced_error=float(ds.attrs["impedance_reduced_error"]),
                    z_low_ohm_m2=[float(ds.impedance_real[0]), float(ds.impedance_imag[0])],
                    z_high_ohm_m2=[float(ds.impedance_real[-1]), float(ds.impedance_imag[-1])],
                    low_frequency_capacitance_F_m2=float(-1 / (2 * np.pi * freqs[0] * ds.impedance_imag[0])))

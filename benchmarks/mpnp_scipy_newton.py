@@ -68,6 +68,7 @@ def bdf2_sparse_newton(el, electrode, cv, h_nm, boundary, rtol, atol, times_s, b
         outputs = np.asarray(times_s) / tau
         vertices = np.asarray(cv.jump_times) / tau
         stops = np.unique(np.concatenate([outputs, vertices, [cv.duration / tau]]))
+        stops = stops[stops > 0]
         y = np.asarray(model.initial_state()).ravel()
         t, fy = 0.0, np.asarray(f(0.0, y))
         y_prev = f_prev = h_prev = None
@@ -94,7 +95,7 @@ def bdf2_sparse_newton(el, electrode, cv, h_nm, boundary, rtol, atol, times_s, b
                 gamma = (1 + w) / (1 + 2 * w)
                 rhs = ((1 + w) ** 2 * y - w ** 2 * y_prev) / (1 + 2 * w)
                 pred = y + h * fy + 0.5 * h * h * (fy - f_prev) / h_prev
-            tn = t + h
+            tn = target if h == target - t else t + h
             lu = factorise(tn, pred, gamma * h)
             stats["factorisations"] += 1
             z = pred.copy()

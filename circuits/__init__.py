@@ -19,6 +19,8 @@ from ._ncm import (
 from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
+from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
+                    IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sharding import sharded_vmap
@@ -26,6 +28,19 @@ from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "AbstractSaltLinks",
+    "AbstractSaltStorage",
+    "CapacitorStorage",
+    "ChargeLawLinks",
+    "DonnanStorage",
+    "IonContentLinks",
+    "PlanarStorage",
+    "SaltNCM",
+    "SplitStorage",
+    "SaltSolution",
+    "salt_to_dataset",
+    "simulate_salt",
+    "solve_salt",
     "Extraction",
     "FROM_MPNP_KINDS",
     "OpenSpaceLaw",

@@ -34,8 +34,9 @@ import discovery
 import jaxpnp
 
 from ._ncm import NCM, TabulatedCapacitor
+from ._salt_extract import salt_ncm_from_mpnp
 
-FROM_MPNP_KINDS = ("ncm",)  # the kinds from_mpnp builds; "salt" (circuits.SaltNCM) joins when wired
+FROM_MPNP_KINDS = ("ncm", "salt")  # the kinds from_mpnp builds; "salt": circuits.SaltNCM (_salt_extract)
 
 
 def _charging(ds):
@@ -274,8 +275,15 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
     """The circuit model of an mPNP Dataset, nothing fitted to its CV (``extract(...).model``).
 
     ``kind="ncm"``: :class:`NCM` (see :func:`extract` for ``potential`` and ``options``).
+    ``kind="salt"``: :class:`SaltNCM` (``circuits._salt_extract.salt_ncm_from_mpnp``: storage
+    fitted to the ``equilibrium`` curves, links from the run's small-charge trans-slit data;
+    options ``R_c``, ``separator_nodes``, ``boundary``, ``linear_V``).
     """
     if kind not in FROM_MPNP_KINDS:
-        raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(FROM_MPNP_KINDS)}"
-                         + (" (the salt-aware model is not wired yet)" if kind == "salt" else ""))
+        raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(FROM_MPNP_KINDS)}")
+    if kind == "salt":
+        if equilibrium is None:
+            raise ValueError("from_mpnp(kind='salt') needs equilibrium= (jaxpnp.equilibrium Dataset(s), "
+                             "reservoir boundary; several bulk concentrations welcome)")
+        return salt_ncm_from_mpnp(ds, equilibrium=equilibrium, **options)[0]
     return extract(ds, equilibrium=equilibrium, potential=potential, **options).model

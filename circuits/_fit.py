@@ -27,7 +27,8 @@ import jaxpnp
 from jaxpnp import float64
 
 from ._ncm import AbstractLadder
-from ._simulate import solve
+from ._salt import SaltNCM
+from ._simulate import solve  # dispatches a SaltNCM to its own solver
 
 _POSITIVE = {"R_open", "C_open", "C_slit", "R_c", "q_max"}
 
@@ -36,7 +37,7 @@ class FitResult(eqx.Module):
     """``model`` (fitted), ``loss_history`` (normalised MSE per Adam step, then polish),
     ``params`` and ``stderr`` (name -> float or list, SI), ``protocol`` used."""
 
-    model: AbstractLadder
+    model: AbstractLadder | SaltNCM
     loss_history: np.ndarray
     params: dict
     stderr: dict

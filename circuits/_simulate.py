@@ -41,6 +41,7 @@ from ._drive import Drive, drive_from_protocol
 from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
 from ._kernel import LadderKernel
 from ._ncm import AbstractLadder, LinearCapacitor, TabulatedCapacitor, resolve_q_max
+from ._salt import SaltNCM, simulate_salt, solve_salt
 
 
 class Solution(eqx.Module):
@@ -311,6 +312,9 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
     linearly implicit steps do not follow the steep crowded-layer law over long steps);
     they warn.
     """
+    if isinstance(model, SaltNCM):  # the salt-aware model has its own (adaptive) solver
+        return solve_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
+                          rtol=rtol, atol=atol, max_steps=max_steps, adjoint=adjoint)
     if not isinstance(model, AbstractLadder):
         raise TypeError(f"model must be a circuits NCM or TLM, got {type(model).__name__}")
     if method not in ("adaptive", "fixed", "fast"):
@@ -380,5 +384,8 @@ def simulate(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, ti
     protocol in ``attrs``. Compiled once per (model structure, n_slits, number of
     outputs, method); later calls with new values reuse it. Options: see :func:`solve`.
     """
+    if isinstance(model, SaltNCM):
+        return simulate_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
+                             **solver_options)
     sol = solve(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method, **solver_options)
     return to_dataset(sol, model, protocol, method=method)

@@ -187,19 +187,19 @@ class EquilibriumSolver:
         dpsi, dell = self._linear_solve(lu, extra, self.boundary_rows, 0.0)
         return dpsi, dell
 
+    def reset(self):
+        """Forget the previous solution (the next solve continues from 0 V)."""
+        self._last = None
+
     def solve(self, phi_m):
         """The equilibrium at electrode potential ``phi_m`` (kT/e), by continuation."""
         phi_m = float(phi_m)
-        if self._last is None:
-            start = (0.0, np.where(self.free, 0.0, 0.0), 0.0, None)
-            self._last = start
         iterations = 0
-        phi0, psi, ell, tan = self._last
-        if tan is None:  # first solve: the uniform bulk at phi_m = 0
+        if self._last is None:  # first solve: continue out from the uniform bulk at phi_m = 0
             psi, ell, it, lu, extra = self._newton(np.zeros(self.n), 0.0, 0.0)
             iterations += it
-            tan = self._tangent(lu, extra)
-            phi0 = 0.0
+            self._last = (0.0, psi, ell, self._tangent(lu, extra))
+        phi0, psi, ell, tan = self._last
         step = _MAX_STEP
         while True:
             gap = phi_m - phi0
@@ -224,11 +224,6 @@ class EquilibriumSolver:
         with float64():
             psi_model = np.asarray(self.model.potential(jnp.asarray(c), jnp.asarray(phi_m)))
         return EquilibriumState(c=c, psi=psi_model, c_ref=cr, phi_m=phi_m, newton_iterations=iterations)
-
-
-def equilibrium_state(model, phi_m, solver=None):
-    """Lower-level entry: the ``EquilibriumState`` of ``model`` at phi_m (kT/e)."""
-    return (solver or EquilibriumSolver(model)).solve(phi_m)
 
 
 def _check_potentials(potentials_V):
@@ -289,7 +284,7 @@ def equilibrium(electrolyte: Electrolyte, electrode: Electrode, potentials_V, *,
         if progress:
             bar = tqdm(total=pots.size, desc="equilibrium", unit="potential")
         for path in paths:
-            solver._last = None
+            solver.reset()
             for k in path:
                 st = solver.solve(pots[k] / vt)
                 c = jnp.asarray(st.c)

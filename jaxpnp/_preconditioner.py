@@ -67,6 +67,7 @@ class _Pattern:
         # Poisson rows of free nodes: A0 stencil, then the charge coupling
         a0 = (sp.kron(sp.csr_matrix(_second_difference_x(nx)), sp.identity(ny))
               + sp.kron(sp.identity(nx), sp.csr_matrix(_second_difference_y(ny)))).tocsr()
+        a0.eliminate_zeros()  # kron stores whole 2x2 blocks when ny = 2 (planar): no false couplings
         free = np.flatnonzero(grid.free_node.ravel())
         sub = a0[free].tocoo()
         rows.append(2 * n + free[sub.row]); cols.append(2 * n + sub.col)
