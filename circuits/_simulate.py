@@ -35,7 +35,7 @@ import numpy as np
 import xarray as xr
 from jaxtyping import Array, Float
 
-from jaxpnp import float64, protocol_attrs
+from jaxpnp import float64, protocol_attrs, to_cf
 
 from ._drive import Drive, drive_from_protocol
 from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
@@ -362,7 +362,7 @@ def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra
                 "units": "ohm m^2", "long_name": "trans-slit resistance R_c + R_d"}),
         },
         coords={
-            "time": ("time", s.time, {"units": "s"}),
+            "time": ("time", s.time, {"units": "s", "long_name": "time"}),
             "slit": ("slit", np.arange(n + 1), {"long_name": "node: 0 open space, 1..n slits"}),
             "link": ("link", np.arange(n), {"long_name": "link i joins node i to node i+1"}),
         },
@@ -371,7 +371,7 @@ def to_dataset(solution: Solution, model: AbstractLadder, protocol=None, **extra
     if protocol is not None:
         ds.attrs.update(protocol_attrs(protocol))
     ds.attrs.update(extra_attrs)
-    return ds
+    return to_cf(ds)
 
 
 def simulate(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times=None,

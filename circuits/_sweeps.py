@@ -24,7 +24,7 @@ import numpy as np
 import xarray as xr
 
 import jaxpnp
-from jaxpnp import float64
+from jaxpnp import float64, to_cf
 
 from ._ncm import AbstractLadder
 from ._sharding import sharded_vmap
@@ -111,7 +111,7 @@ def peak_map(model: AbstractLadder, protocol, gammas, R_cs, *, points_per_cycle:
     if self_consistent:
         extra["q_max_residual"] = (("gamma", "R_c"), np.asarray(resid).reshape(shape), {
             "units": "1", "long_name": "max_i |Q_i(T/2) / Q_i^max - 1| after the last fixed-point iteration"})
-    return xr.Dataset(
+    return to_cf(xr.Dataset(
         {
             **extra,
             "peak_current": (("gamma", "R_c"), np.asarray(peak).reshape(shape), {"units": "A/m^2"}),
@@ -123,7 +123,7 @@ def peak_map(model: AbstractLadder, protocol, gammas, R_cs, *, points_per_cycle:
         attrs={**{k: (str(v) if isinstance(v, list) else v) for k, v in model.parameters().items()},
                "scan_rate_V_s": float(cv.scan_rate_V_s), "v_min": float(cv.v_min), "v_max": float(cv.v_max),
                "q_max_convention": q_max if getattr(model, "q_max", None) is None else "model"},
-    )
+    ))
 
 
 def _passed_q_max(model, cv, times, iterations, method, solver_options):
@@ -212,7 +212,7 @@ def cv_asymmetry(model: AbstractLadder, n_slits, scan_rates_V_s, *, v_min: float
             cv = jaxpnp.CV(v_min=v_min, v_max=v_max, scan_rate_V_s=float(rate), cycles=n_cycles)
             sol = solve(m, cv, points_per_cycle=points_per_cycle, method=method, **solver_options)
             asym[a, b], peak[a, b] = _asymmetry_of(np.asarray(sol.current_density), points_per_cycle)
-    return xr.Dataset(
+    return to_cf(xr.Dataset(
         {
             "asymmetry": (("n_slits", "scan_rate"), asym, {
                 "units": "1", "long_name": "sum|I(t) + I(t+T/2)| / sum|I(t)| over the last cycle"}),
@@ -222,4 +222,4 @@ def cv_asymmetry(model: AbstractLadder, n_slits, scan_rates_V_s, *, v_min: float
         coords={"n_slits": ("n_slits", np.asarray(n_slits)),
                 "scan_rate": ("scan_rate", rates, {"units": "V/s"})},
         attrs={k: (str(v) if isinstance(v, list) else v) for k, v in model.parameters().items() if k != "n_slits"},
-    )
+    ))

@@ -6,6 +6,7 @@ import dataclasses
 from typing import Any, Callable
 
 import numpy as np
+import pandas as pd
 import sympy
 
 
@@ -48,6 +49,20 @@ class Law:
             X = X[:, None]
         return numpy_function(self.expression, self.symbols)(X)
 
+    def latex(self, digits: int = 4) -> str:
+        """The expression in LaTeX, its constants rounded to ``digits`` significant digits."""
+        return _latex(self.expression, digits)
+
+    def pareto_dataframe(self, digits: int = 4) -> pd.DataFrame:
+        """The Pareto front as a ``pandas.DataFrame``, simplest first: ``complexity`` (sympy
+        node count), ``loss`` (held-out RMSE, units of y), ``expression`` (sympy string, full
+        precision), ``latex`` (constants to ``digits`` digits) and ``chosen`` (the law kept)."""
+        rows = [{"complexity": int(c), "loss": float(e), "expression": str(_digits(x, 17)),
+                 "latex": _latex(x, digits),
+                 "chosen": bool(x == self.expression)}
+                for c, e, x in self.pareto_front]
+        return pd.DataFrame(rows, columns=["complexity", "loss", "expression", "latex", "chosen"])
+
     def to_jax(self):
         """A :class:`JaxLaw` (equinox Module) whose numeric constants are trainable."""
         return JaxLaw.from_sympy(self.expression, self.variables)
@@ -55,6 +70,15 @@ class Law:
     def __str__(self):
         return (f"{self.expression}   [engine={self.engine}, R^2={self.r2:.6f}, "
                 f"complexity={self.complexity}]")
+
+
+def _digits(expression, digits):
+    """The expression with its constants written to ``digits`` significant digits (17: exact doubles)."""
+    return expression.xreplace({f: sympy.Float(f, digits) for f in expression.atoms(sympy.Float)})
+
+
+def _latex(expression, digits):
+    return sympy.latex(_digits(expression, digits))
 
 
 def _import_eqx():

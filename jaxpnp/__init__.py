@@ -5,11 +5,12 @@ from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
 from ._geometry import Electrode
 from ._impedance import blocking_cell_impedance, impedance
-from ._io import load, read_config, save
+from ._io import load, named_configs, read_config, save, write_config
 from ._precision import float64
 from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep, Sine
 from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
+from ._units import to_cf
 
 __all__ = [
     "AbstractProtocol",
@@ -31,12 +32,15 @@ __all__ = [
     "nrmse",
     "sign_agreement",
     "load",
+    "named_configs",
     "protocol_attrs",
     "protocol_from_attrs",
     "read_config",
     "save",
     "simulate",
+    "to_cf",
     "validate",
+    "write_config",
     # application layer (jaxpnp.sweeps, loaded on first use: it imports Dask and discovery)
     "open_sweep",
     "read_sweep",

@@ -6,6 +6,8 @@ import math
 
 import equinox as eqx
 
+from ._checks import check_field_types
+
 ELEMENTARY_CHARGE = 1.602176634e-19  # C
 BOLTZMANN = 1.380649e-23  # J/K
 AVOGADRO = 6.02214076e23  # 1/mol
@@ -38,6 +40,7 @@ class Electrolyte(eqx.Module):
     anion_diffusivity_m2_s: float | None = None
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("concentration_M", "ion_diameter_nm", "diffusivity_m2_s",
                      "relative_permittivity", "temperature_K"):
             _positive(name, getattr(self, name))

@@ -39,6 +39,7 @@ from ._poisson import _second_difference_x, _second_difference_y, robin_rows
 from ._precision import float64
 from ._protocol import PotentialStep
 from ._protocol_attrs import protocol_attrs
+from ._units import to_cf
 
 _PSI_CLIP = 300.0  # kT/e; keeps exp/cosh finite on wild Newton trials
 _MAX_STEP = 4.0  # kT/e: largest change of phi_m per continuation step, and of psi per Newton step
@@ -325,5 +326,5 @@ def equilibrium(electrolyte: Electrolyte, electrode: Electrode, potentials_V, *,
     }
     coords = {"potential": ("potential", pots, a("V", "electrode potential phi_m against the mid-plane")),
               "slit": ("slit", np.arange(n_reg), a("1", "slit index (0 = open space)"))}
-    return xr.Dataset({k: (d, v, at) for k, (d, v, at) in data.items()},
-                      coords={k: (d, v, at) for k, (d, v, at) in coords.items()}, attrs=attrs)
+    return to_cf(xr.Dataset({k: (d, v, at) for k, (d, v, at) in data.items()},
+                            coords={k: (d, v, at) for k, (d, v, at) in coords.items()}, attrs=attrs))

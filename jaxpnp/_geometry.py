@@ -19,6 +19,8 @@ import math
 import equinox as eqx
 import numpy as np
 
+from ._checks import check_field_types
+
 LAYOUTS = ("staggered", "aligned", "planar")
 
 
@@ -46,6 +48,7 @@ class Electrode(eqx.Module):
     stern_capacitance_F_m2: float | None = None
 
     def __check_init__(self):
+        check_field_types(self)
         if self.layout not in LAYOUTS:
             raise ValueError(f"Electrode.layout must be one of {LAYOUTS}, got {self.layout!r}")
         for name in ("slit_nm", "sheet_length_nm", "sheet_gap_nm", "sheet_thickness_nm", "separator_nm"):

@@ -51,6 +51,7 @@ from ._observables import to_dataset
 from ._precision import float64
 from ._protocol import PotentialStep
 from ._protocol_attrs import protocol_attrs
+from ._units import to_cf
 
 
 def blocking_cell_impedance(electrolyte: Electrolyte, length_m, frequencies_Hz):
@@ -291,5 +292,5 @@ def impedance(electrolyte: Electrolyte, electrode: Electrode, frequencies_Hz, bi
         "electrode_charge": ((), q_bias, a("C/m^2", "electrode charge at the bias")),
     }
     coords = {"frequency": ("frequency", f, a("Hz", "frequency"))}
-    return xr.Dataset({k: (d, v, at) for k, (d, v, at) in data.items()},
-                      coords={k: (d, v, at) for k, (d, v, at) in coords.items()}, attrs=attrs)
+    return to_cf(xr.Dataset({k: (d, v, at) for k, (d, v, at) in data.items()},
+                            coords={k: (d, v, at) for k, (d, v, at) in coords.items()}, attrs=attrs))

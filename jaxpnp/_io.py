@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import tomllib
+from pathlib import Path
 
+import tomli_w
 import xarray as xr
 
 from ._electrolyte import Electrolyte
 from ._geometry import Electrode
-from ._protocol import CV, PotentialStep
+from ._protocol import CV, PotentialStep, Sine
 
 TABLES = ("electrolyte", "electrode", "protocol", "simulation")
+_CONFIGS = Path(__file__).resolve().parent / "configs"  # named parameter sets shipped with the package
 
 
 def load(path) -> xr.Dataset:
@@ -25,22 +29,43 @@ def save(dataset: xr.Dataset, path) -> None:
     dataset.to_netcdf(path, engine="h5netcdf")
 
 
-_PROTOCOLS = {"cv": CV, "step": PotentialStep, "potential_step": PotentialStep}
-_PROTOCOL_NAMES = {CV: "cv", PotentialStep: "step"}
+_PROTOCOLS = {"cv": CV, "step": PotentialStep, "potential_step": PotentialStep, "sine": Sine}
+_PROTOCOL_NAMES = {CV: "cv", PotentialStep: "step", Sine: "sine"}
+
+
+def named_configs() -> list[str]:
+    """Names of the parameter sets shipped with the package (``read_config(name)``)."""
+    return sorted(p.stem for p in _CONFIGS.glob("*.toml"))
+
+
+def config_path(source) -> Path:
+    """The TOML file of ``source``: an existing path, or the name of a shipped parameter set."""
+    if not isinstance(source, (str, os.PathLike)):
+        raise TypeError(f"a configuration is a TOML path, a shipped name or a dict, got {type(source).__name__}")
+    path = Path(source)
+    if path.is_file():
+        return path
+    if isinstance(source, str) and source in named_configs():
+        return _CONFIGS / f"{source}.toml"
+    raise FileNotFoundError(f"no configuration file {os.fspath(source)!r} and no shipped parameter set of "
+                            f"that name (shipped: {', '.join(named_configs())})")
 
 
 def read_config(source):
     """A run description -> (electrolyte, electrode, protocol, simulate keyword arguments).
 
-    ``source``: a TOML file path, or a dict of the same tables. Tables: ``[electrolyte]``
-    and ``[electrode]`` take the constructor arguments, ``[protocol]`` takes
-    ``type = "cv" | "step"`` plus its arguments, ``[simulation]`` takes ``simulate``'s
-    keyword arguments (grid_nm, boundary, points_per_cycle, ...).
+    ``source``: a TOML file path, the name of a parameter set shipped with the package
+    (``"paper_case"``: the paper's 6-sheet, 1.5 nm case; see :func:`named_configs`), or a
+    dict of the same tables. Tables: ``[electrolyte]`` and ``[electrode]`` take the
+    constructor arguments, ``[protocol]`` takes ``type = "cv" | "step" | "sine"`` plus its
+    arguments, ``[simulation]`` takes ``simulate``'s keyword arguments (grid_nm,
+    boundary, points_per_cycle, ...). :func:`write_config` writes this form.
     """
     if isinstance(source, dict):
         cfg, where = source, "the configuration"
     else:
-        with open(os.fspath(source), "rb") as fh:
+        path = config_path(source)
+        with open(path, "rb") as fh:
             cfg = tomllib.load(fh)
         where = os.fspath(source)
     unknown = set(cfg) - set(TABLES)
@@ -73,3 +98,21 @@ def config_dict(electrolyte, electrode, protocol, simulation=None) -> dict:
     return {"electrolyte": fields(electrolyte), "electrode": fields(electrode),
             "protocol": {"type": _PROTOCOL_NAMES[type(protocol)], **fields(protocol)},
             "simulation": dict(simulation or {})}
+
+
+def write_config(path, electrolyte, electrode, protocol, simulation=None) -> None:
+    """Write a run as the TOML that :func:`read_config` reads back to equal objects: every
+    field of the three objects (None fields left out: they are the defaults) and
+    ``simulation`` (simulate keyword arguments; None values left out)."""
+    cfg = config_dict(electrolyte, electrode, protocol, simulation)
+    cfg["simulation"] = {k: v for k, v in cfg["simulation"].items() if v is not None}
+
+    def plain(v):  # numpy/JAX scalars -> Python numbers, so TOML can hold them
+        if hasattr(v, "tolist"):
+            v = v.tolist()
+        if isinstance(v, float) and not math.isfinite(v):
+            return v  # TOML has inf and nan
+        return v
+
+    cfg = {t: {k: plain(v) for k, v in table.items()} for t, table in cfg.items() if table}
+    Path(path).write_text(tomli_w.dumps(cfg))

@@ -7,6 +7,7 @@ import xarray as xr
 
 from ._electrolyte import ELEMENTARY_CHARGE
 from ._protocol_attrs import protocol_attrs
+from ._units import to_cf
 
 
 def _attrs(units, long_name):
@@ -116,5 +117,5 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
     attrs.update({f"snapped_{k}": float(v) for k, v in grid.snapped.items()})
     for k, v in info.items():
         attrs[f"solver_{k}" if not k.startswith("solver") else k] = v if isinstance(v, str) else float(v)
-    return xr.Dataset({k: (d, v, a) for k, (d, v, a) in data.items()},
-                      coords={k: (d, v, a) for k, (d, v, a) in coords.items()}, attrs=attrs)
+    return to_cf(xr.Dataset({k: (d, v, a) for k, (d, v, a) in data.items()},
+                            coords={k: (d, v, a) for k, (d, v, a) in coords.items()}, attrs=attrs))

@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ._checks import check_field_types
+
 
 def _traced(value) -> bool:
     """A JAX tracer (inside jit/vmap/grad): checked by the caller's concrete run, not here."""
@@ -93,6 +95,7 @@ class CV(_Cyclic):
     cycles: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("v_min", "v_max", "scan_rate_V_s"):
             _require_finite(name, getattr(self, name))
         # a traced number (e.g. a scan rate under jax.vmap) is checked by its concrete run
@@ -135,6 +138,7 @@ class PotentialStep(AbstractProtocol):
     rise_time_s: float = 0.0
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("v_step", "duration_s", "v_initial", "rise_time_s"):
             _require_finite(name, getattr(self, name))
         if not self.duration_s > 0:
@@ -183,6 +187,7 @@ class Sine(_Cyclic):
     cycles: int = eqx.field(static=True, default=3)
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("v_bias", "amplitude_V", "frequency_Hz"):
             _require_finite(name, getattr(self, name))
         if not self.amplitude_V > 0:
@@ -224,6 +229,7 @@ class Galvanostatic(_Cyclic):
     cycles: int = eqx.field(static=True, default=1)
 
     def __check_init__(self):
+        check_field_types(self)
         for name in ("current_density_A_m2", "charge_time_s"):
             _require_finite(name, getattr(self, name))
         if not self.current_density_A_m2 > 0:

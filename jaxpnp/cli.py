@@ -51,8 +51,9 @@ _SIMULATE_KWARGS = {
 
 def _load_config(path: str):
     """(electrolyte, electrode, protocol, kwargs) or _UsageError with a one-line reason."""
-    if not os.path.isfile(path):
-        raise _UsageError(f"config file not found: {path}")
+    if not os.path.isfile(path) and path not in jaxpnp.named_configs():
+        raise _UsageError(f"config file not found: {path} (nor a shipped parameter set: "
+                          f"{', '.join(jaxpnp.named_configs())})")
     try:
         electrolyte, electrode, protocol, kwargs = jaxpnp.read_config(path)
     except tomllib.TOMLDecodeError as err:
@@ -181,6 +182,10 @@ def cmd_sweep(args) -> int:
           f"({result.wall_time_s:.1f} s); read with jaxpnp.open_sweep({str(args.output)!r})")
     for pid, message in result.failed.items():
         print(f"  failed {pid}: {message}", file=sys.stderr)
+    if options.get("discover") and result.computed + result.skipped:
+        laws = sweeps.open_sweep(args.output)
+        if "law_r2" in laws:  # the per-point table of the discovered laws
+            print(laws[["law_R_c", "law_gamma", "law_R_0", "law_r2"]].to_dataframe().to_string())
     return 1 if result.failed else 0
 
 

@@ -6,6 +6,9 @@ import matplotlib
 
 matplotlib.use("Agg")  # headless: the figure helpers draw without a display
 
+import cf_xarray.units  # noqa: E402  (pint registry that reads UDUNITS strings)
+import numpy as np  # noqa: E402
+import pint_xarray  # noqa: E402, F401  (the .pint accessor)
 import pytest  # noqa: E402
 
 import jaxpnp  # noqa: E402
@@ -30,3 +33,23 @@ def tiny_electrode():
     """The smallest 3-sheet network (1.2 nm slits) for discretisation unit checks."""
     return jaxpnp.Electrode(n_sheets=3, slit_nm=1.2, sheet_length_nm=1.8, sheet_gap_nm=0.6,
                             sheet_thickness_nm=0.3, separator_nm=1.2)
+
+
+@pytest.fixture(scope="session")
+def assert_cf():
+    """``check(ds)``: ds follows the CF conventions (Conventions attribute; every numeric
+    variable and coordinate has a UDUNITS ``units`` and a ``long_name``) and pint-xarray's
+    ``quantify()`` (cf_xarray's UDUNITS registry) reads every unit; returns the quantified ds."""
+    def check(ds):
+        assert ds.attrs["Conventions"].startswith("CF-")
+        for name, var in ds.variables.items():
+            if np.issubdtype(var.dtype, np.number):
+                assert var.attrs.get("units"), f"{name} has no units"
+                assert var.attrs.get("long_name"), f"{name} has no long_name"
+        q = ds.pint.quantify(unit_registry=cf_xarray.units.units)
+        for name in ds.data_vars:
+            if np.issubdtype(ds[name].dtype, np.number):
+                assert hasattr(q[name].data, "units"), f"{name} was not quantified"
+        return q
+
+    return check

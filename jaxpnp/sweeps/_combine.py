@@ -10,6 +10,7 @@ import numpy as np
 import xarray as xr
 
 from .._io import load
+from .._units import to_cf
 from ._sweep import SPEC_FILE
 from ._task import paths
 
@@ -107,7 +108,7 @@ def open_sweep(outdir) -> xr.Dataset:
     for k, v in extra.items():
         if k not in combined.variables and np.isfinite(v).any():
             combined[k] = (tuple(dims), v, {"long_name": f"run attribute {k}"})
-    return _with_laws(combined, spec, outdir, dims, shape)
+    return to_cf(_with_laws(combined, spec, outdir, dims, shape))
 
 
 def _with_laws(combined, spec, outdir, dims, shape):

@@ -15,8 +15,8 @@ from pathlib import Path
 
 from .._electrolyte import Electrolyte
 from .._geometry import Electrode
-from .._io import TABLES, config_dict, read_config
-from .._protocol import AbstractProtocol, CV, PotentialStep
+from .._io import TABLES, config_dict, config_path, read_config
+from .._protocol import CV, AbstractProtocol, PotentialStep, Sine
 from .._simulate import simulate, validate
 
 # simulate's keyword arguments that define a run (progress and file handling do not)
@@ -33,7 +33,7 @@ def _init_fields(cls):
 _TABLE_FIELDS = {"electrolyte": _init_fields(Electrolyte), "electrode": _init_fields(Electrode),
                  "simulation": set(SIMULATION_DEFAULTS)}
 _PROTOCOL_FIELDS = {"cv": _init_fields(CV), "step": _init_fields(PotentialStep),
-                    "potential_step": _init_fields(PotentialStep)}
+                    "potential_step": _init_fields(PotentialStep), "sine": _init_fields(Sine)}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -69,9 +69,11 @@ def base_config(base) -> dict:
     """The run tables of ``base``: a TOML run file (as for ``jaxpnp simulate``), a dict of
     its tables, or an ``(electrolyte, electrode, protocol[, simulate_kwargs])`` tuple."""
     if isinstance(base, (str, os.PathLike)):
-        if not os.path.isfile(base):
-            raise ValueError(f"base run file not found: {os.fspath(base)}")
-        with open(base, "rb") as fh:
+        try:
+            path = config_path(base)
+        except FileNotFoundError as err:
+            raise ValueError(f"base case: {err}") from None
+        with open(path, "rb") as fh:
             cfg = tomllib.load(fh)
     elif isinstance(base, dict):
         cfg = copy.deepcopy(base)
@@ -207,7 +209,8 @@ def read_sweep(path):
     """A sweep file -> keyword arguments of :func:`jaxpnp.sweep` (``base``, ``over`` or
     ``points``, and the ``[options]`` table: discover, engine, ...).
 
-    ``base = "run.toml"`` (relative to the sweep file) or ``[base.electrolyte]`` ... tables;
+    ``base = "run.toml"`` (relative to the sweep file), a shipped parameter set
+    (``base = "paper_case"``) or ``[base.electrolyte]`` ... tables;
     ``[over]``: axes of a grid product (name = [values]); or ``[[points]]``: one table per point.
     """
     path = Path(path)
@@ -225,8 +228,8 @@ def read_sweep(path):
     if bad:
         raise ValueError(f"unknown key(s) in [options] of {path}: {sorted(bad)}; allowed: {sorted(_OPTIONS)}")
     base = cfg["base"]
-    if isinstance(base, str):
-        base = path.parent / base
+    if isinstance(base, str) and (path.parent / base).is_file():
+        base = path.parent / base  # else the name of a shipped parameter set, or not found later
     out = dict(base=base, **options)
     if "over" in cfg:
         out["over"] = cfg["over"]

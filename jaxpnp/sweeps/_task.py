@@ -73,6 +73,8 @@ def run_point(config: dict, parameters: dict, point_id: str, outdir: str, *, dis
     p = paths(outdir, point_id)
     start = time.perf_counter()
     record = {"point_id": point_id, "worker_pid": os.getpid()}
+    for stale in Path(outdir).glob(f"{point_id}.*.tmp*"):  # half-written by an earlier, killed attempt
+        stale.unlink(missing_ok=True)
     try:
         if not p["result"].is_file():
             electrolyte, electrode, protocol, kwargs = read_config(config)

@@ -66,7 +66,7 @@ def _continued_fraction_impedance(R_open, C, R, omega):
     return R_open + 1.0 / Y
 
 
-def test_tlm_cv_matches_exact_linear_ladder():
+def test_tlm_cv_matches_exact_linear_ladder(assert_cf):
     model = circuits.TLM(N, R_OPEN, C_OPEN, C_SLIT, R_C)
     ds = circuits.simulate(model, CV, points_per_cycle=100, rtol=1e-10, atol=1e-12)
     t = ds.time.values
@@ -83,7 +83,9 @@ def test_tlm_cv_matches_exact_linear_ladder():
     assert ds.electrode_charge.values[0] == 0.0
     assert set(["time", "cell_voltage", "current_density", "electrode_charge", "slit_charge"]) <= set(ds.variables)
     assert ds.slit_charge.dims == ("time", "slit") and list(ds.slit.values) == list(range(N + 1))
-    assert ds.current_density.attrs["units"] == "A/m^2" and ds.attrs["n_slits"] == N
+    assert ds.current_density.attrs["units"] == "A m-2" and ds.attrs["n_slits"] == N
+    q = assert_cf(ds)
+    assert str(q.link_resistance.pint.units) == "meter ** 2 * ohm"
 
 
 def test_fixed_step_solver_converges_to_adaptive():

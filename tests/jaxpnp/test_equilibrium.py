@@ -58,9 +58,10 @@ def test_closed_cell_equals_long_time_limit_of_simulate():
     assert float(eq.reference_concentration[0]) < 0.99 * EL.concentration_M
 
 
-def test_closed_cell_keeps_salt_and_is_antisymmetric_in_potential():
+def test_closed_cell_keeps_salt_and_is_antisymmetric_in_potential(assert_cf):
     pots = np.array([-0.4, -0.1, 0.0, 0.1, 0.4])
     ds = jaxpnp.equilibrium(EL, TINY, pots, grid_nm=0.3, boundary="symmetric")
+    assert_cf(ds)
     np.testing.assert_allclose(ds.total_salt, ds.total_salt[2], rtol=1e-12)
     # D+ = D-, equal ion sizes: reversing the potential reverses every charge
     q = ds.slit_charge.values

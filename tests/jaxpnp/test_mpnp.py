@@ -172,10 +172,19 @@ def test_dataset_roundtrip_and_units(small_cv_run, tmp_path):
     ds.to_netcdf(path, engine="h5netcdf")
     back = jaxpnp.load(path)
     np.testing.assert_allclose(back.current_density.values, ds.current_density.values)
-    for name, unit in [("cell_voltage", "V"), ("current_density", "A/m^2"), ("electrode_charge", "C/m^2"),
-                       ("slit_potential", "V"), ("trans_slit_current", "A/m^2"), ("total_salt", "mol/m^2")]:
+    for name, unit in [("cell_voltage", "V"), ("current_density", "A m-2"), ("electrode_charge", "C m-2"),
+                       ("slit_potential", "V"), ("trans_slit_current", "A m-2"), ("total_salt", "mol m-2")]:
         assert back[name].attrs["units"] == unit
     assert back.attrs["slit_nm"] == 1.5 and back.attrs["layout"] == "staggered"
+
+
+def test_dataset_follows_cf_and_pint_reads_it(small_cv_run, assert_cf):
+    _, ds = small_cv_run
+    q = assert_cf(ds)
+    # pint's quantities convert: A/m^2 -> mA/cm^2 is a factor 0.1, mol/m^2 -> umol/cm^2 100
+    np.testing.assert_allclose(q.current_density.pint.to("mA/cm^2").pint.magnitude,
+                               0.1 * ds.current_density.values)
+    np.testing.assert_allclose(q.total_salt.pint.to("umol/cm^2").pint.magnitude, 100 * ds.total_salt.values)
 
 
 def test_protocol_schema_is_shared_by_mpnp_and_circuit_datasets(small_cv_run):

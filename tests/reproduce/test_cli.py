@@ -35,7 +35,7 @@ def _write(tmp_path, text, name="c.toml"):
     ("[electrolyte\nx=1", "not valid TOML"),
     ("[electrode]\nslit_nm = -1.0\n", "slit_nm"),
     ("[electrode]\nbogus = 1\n", "bad key"),
-    ("[protocol]\ntype = 'sine'\n", "protocol.type"),
+    ("[protocol]\ntype = 'sawtooth'\n", "protocol.type"),
     ("[simulation]\ngrid_nm = 0.5\n", "Debye"),
     ("[simulation]\nfoo = 1\n", "unknown key"),
     ("[nonsense]\n", "unknown table"),

@@ -140,13 +140,14 @@ def test_rerun_computes_nothing(grid_sweep, base, client):
     assert _results(outdir) == before
 
 
-def test_combined_dataset_has_the_sweep_axes(grid_sweep, reference):
+def test_combined_dataset_has_the_sweep_axes(grid_sweep, reference, assert_cf):
     outdir, _, _ = grid_sweep
     ds = jaxpnp.open_sweep(outdir)
     assert ds.current_density.dims[:2] == ("v_max", "scan_rate_V_s")
     np.testing.assert_array_equal(ds.v_max.values, OVER["v_max"])
     np.testing.assert_array_equal(ds.scan_rate_V_s.values, OVER["scan_rate_V_s"])
     assert int(ds.point_status.sum()) == 4
+    assert_cf(ds)
     # each point's own time axis: one CV (0 -> v_max -> 0) lasts 2 v_max / scan rate
     end = ds.time.isel(sample=-1)
     expected = 2 * ds.v_max / ds.scan_rate_V_s
@@ -178,7 +179,7 @@ def test_bad_sweep_file_exits_2(tmp_path, capsys):
     spec = tmp_path / "s.toml"
     spec.write_text('base = "missing.toml"\n[over]\nslit_nm = [1.0, 2.0]\n')
     assert main(["sweep", str(spec), "-o", str(tmp_path / "o")]) == 2
-    assert "not found" in capsys.readouterr().err
+    assert "no configuration file 'missing.toml'" in capsys.readouterr().err
     spec.write_text('[base.electrode]\nn_sheets = 3\n[over]\nnot_a_parameter = [1.0]\n')
     assert main(["sweep", str(spec), "-o", str(tmp_path / "o")]) == 2
     assert "unknown sweep parameter" in capsys.readouterr().err
