@@ -24,7 +24,6 @@ that would start after it is spent.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -64,12 +63,8 @@ def _case(args):
                                      sheet_thickness_nm=0.3, separator_nm=1.2)
         cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (200 * tau))
     else:
-        from jaxpnp._geometry import build_grid
-
         electrode = jaxpnp.Electrode()
-        snapped = build_grid(electrode, args.grids[0]).snapped
-        keys = ("slit_nm", "sheet_thickness_nm", "sheet_gap_nm", "sheet_length_nm")
-        electrode = dataclasses.replace(electrode, **{k: snapped[k] for k in keys if k in snapped})
+        electrode = jaxpnp.snap_to_grid(electrode, args.grids[0])
         cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (args.half_period_debye * tau))
     return el, electrode, cv
 

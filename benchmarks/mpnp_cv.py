@@ -62,11 +62,7 @@ def relative_l2(a, b):
 
 def held_geometry(electrode, h_nm):
     """``electrode`` with its sheet dimensions as snapped on the grid ``h_nm`` (separator nominal)."""
-    from jaxpnp._geometry import build_grid
-
-    snapped = build_grid(electrode, h_nm).snapped
-    keys = ("slit_nm", "sheet_thickness_nm", "sheet_gap_nm", "sheet_length_nm")
-    return dataclasses.replace(electrode, **{k: snapped[k] for k in keys if k in snapped})
+    return jaxpnp.snap_to_grid(electrode, h_nm)
 
 
 def run_jaxpnp(el, electrode, cv, h, boundary, points, rtol, atol):

@@ -55,11 +55,7 @@ def load_average():
 
 
 def held_geometry(electrode, h_nm):
-    from jaxpnp._geometry import build_grid
-
-    snapped = build_grid(electrode, h_nm).snapped
-    keys = ("slit_nm", "sheet_thickness_nm", "sheet_gap_nm", "sheet_length_nm")
-    return dataclasses.replace(electrode, **{k: snapped[k] for k in keys if k in snapped})
+    return jaxpnp.snap_to_grid(electrode, h_nm)
 
 
 def median_ms(fn, *args, n=5):

@@ -23,7 +23,6 @@ vertices; the right-hand side is jaxpnp's (jitted, called from numpy).
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import os
 import platform
@@ -162,13 +161,9 @@ def main(argv=None):
         grid, points = 0.3, 16
         cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (200 * tau))
     else:
-        from jaxpnp._geometry import build_grid
-
         electrode = jaxpnp.Electrode()
         grid, points = args.grid, args.points
-        snapped = build_grid(electrode, grid).snapped
-        keys = ("slit_nm", "sheet_thickness_nm", "sheet_gap_nm", "sheet_length_nm")
-        electrode = dataclasses.replace(electrode, **{k: snapped[k] for k in keys if k in snapped})
+        electrode = jaxpnp.snap_to_grid(electrode, grid)
         cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (args.half_period_debye * tau))
     kw = dict(grid_nm=grid, boundary="reservoir", points_per_cycle=points, rtol=args.rtol, atol=args.atol,
               progress=False)

@@ -3,7 +3,7 @@
 from ._analysis import flux_relations, nrmse, sign_agreement
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
-from ._geometry import Electrode
+from ._geometry import Electrode, snap_to_grid
 from ._impedance import blocking_cell_impedance, impedance
 from ._io import load, named_configs, read_config, save, write_config
 from ._precision import float64
@@ -38,6 +38,7 @@ __all__ = [
     "read_config",
     "save",
     "simulate",
+    "snap_to_grid",
     "to_cf",
     "validate",
     "write_config",

@@ -237,3 +237,12 @@ def build_grid(electrode: Electrode, h_nm: float, debye_length_nm: float | None 
                 area_x=area_x, area_y=area_y, area_mid=area_mid, region=region,
                 link_face=np.asarray(link_face, int), probe_weights=probe_weights,
                 probe_nodes=probe_nodes, surface_face=surface_face, n_regions=n_regions, snapped=snapped)
+
+
+def snap_to_grid(electrode: Electrode, grid_nm: float) -> Electrode:
+    """The electrode as a grid of spacing ``grid_nm`` (nm) represents it: slit, sheet thickness,
+    gap and length rounded to whole cells. Holding this geometry fixed across a grid sequence
+    separates discretisation error from the geometry change that snapping causes."""
+    snapped = build_grid(electrode, grid_nm).snapped
+    keys = ("slit_nm", "sheet_thickness_nm", "sheet_gap_nm", "sheet_length_nm")
+    return dataclasses.replace(electrode, **{k: snapped[k] for k in keys if k in snapped})
