@@ -27,6 +27,8 @@ import jax.numpy as jnp
 import numpy as np
 from jaxtyping import Array, Float
 
+from jaxpnp import ParameterTypeError
+
 # Keep R = R_c (1 - gamma Q / Q_max) strictly positive: at gamma = 1 a link that is
 # fully charged would otherwise have zero resistance and an infinitely stiff ODE.
 DEFAULT_RESISTANCE_FLOOR = 1e-3  # fraction of R_c
@@ -49,6 +51,8 @@ def _as_param(value):
     """Store concrete numbers as float64 numpy arrays (traced under jit, never static)."""
     if value is None or _is_traced(value) or isinstance(value, jax.Array):
         return value
+    if np.asarray(value).dtype.kind not in "iuf":
+        return value  # left as given, so that _check_param names the argument in its error
     return np.asarray(value, dtype=np.float64)
 
 
@@ -57,6 +61,9 @@ def _check_param(cls: str, name: str, value, n: int, *, positive: bool = True,
     """ValueError for bad concrete parameters; JAX tracers pass unchecked."""
     if value is None or _is_traced(value):
         return
+    if np.asarray(value).dtype.kind not in "iuf":  # np.asarray would turn "1e-9" into a number
+        raise ParameterTypeError(f"{cls}.{name} must be a real number or array of them, got "
+                                 f"{type(value).__name__} {value!r}")
     arr = np.asarray(value, dtype=np.float64)
     if arr.ndim > 1 or (arr.ndim == 1 and arr.shape[0] != n):
         raise ValueError(f"{cls}.{name} must be a scalar or have shape ({n},), got shape {arr.shape}")

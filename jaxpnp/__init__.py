@@ -1,5 +1,6 @@
 """jaxpnp: differentiable mPNP simulation of ion transport in nanoslit electrodes."""
 
+from ._checks import ParameterTypeError
 from ._analysis import flux_relations, nrmse, sign_agreement
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumError, equilibrium
@@ -19,6 +20,7 @@ __all__ = [
     "Electrolyte",
     "EquilibriumError",
     "Galvanostatic",
+    "ParameterTypeError",
     "PotentialStep",
     "SimulationError",
     "Sine",

@@ -387,6 +387,20 @@ def test_bad_inputs_raise(kwargs, match):
         circuits.NCM(**args)
 
 
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(R_c="1e-10"), "NCM.R_c must be a real number"),
+    (dict(gamma=True), "NCM.gamma must be a real number"),
+    (dict(C_slit=["0.1", "0.1", "0.1"]), "NCM.C_slit must be a real number"),
+])
+def test_wrong_types_name_the_argument(kwargs, match):
+    args = dict(n_slits=3, R_open=1e-10, C_open=0.05, C_slit=0.1, R_c=1e-10, gamma=0.5)
+    args.update(kwargs)
+    with pytest.raises(jaxpnp.ParameterTypeError, match=match):
+        circuits.NCM(**args)
+    with pytest.raises(TypeError):  # a TypeError as well as a ValueError
+        circuits.NCM(**args)
+
+
 def test_bad_inputs_other():
     with pytest.raises(ValueError):
         circuits.TLM(2, 1e-10, 0.05, 0.1, -1e-10)
