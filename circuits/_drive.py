@@ -86,3 +86,16 @@ def _drive_from_protocol(protocol) -> Drive:
         raise ValueError(f"unknown protocol control {protocol.controls!r}")
     return Drive(knots=np.asarray(knots), values=np.asarray(values), duration_s=np.asarray(duration),
                  swing=np.asarray(swing), phi_initial=np.asarray(phi0), controls=protocol.controls)
+
+
+def output_times(protocol, drive: Drive, points_per_cycle: int, times) -> np.ndarray:
+    """The output times (s): ``times`` checked, or the protocol's own ``points_per_cycle`` samples."""
+    if times is None:
+        times = np.asarray(protocol.sample_times(points_per_cycle), dtype=float)
+    times = np.asarray(times, dtype=float)
+    duration = float(drive.duration_s)
+    if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
+        raise ValueError("times must be a strictly increasing 1-D array with at least two entries")
+    if times[0] < 0 or times[-1] > duration * (1 + 1e-12):
+        raise ValueError(f"times must lie in [0, {duration}] s")
+    return times

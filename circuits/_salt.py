@@ -50,7 +50,7 @@ from jaxtyping import Array, Float
 from jaxpnp import float64
 from jaxpnp._electrolyte import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE
 
-from ._drive import drive_from_protocol
+from ._drive import drive_from_protocol, output_times
 from ._ncm import DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, _as_param, _check_param, _is_traced
 
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
@@ -606,14 +606,8 @@ def solve_salt(model: SaltNCM, protocol, *, points_per_cycle: int = 200, times=N
         drive = drive_from_protocol(protocol)
         if abs(float(drive.phi_initial)) > 0:
             raise ValueError("SaltNCM starts from the uncharged equilibrium: the protocol must start at 0 V")
-        if times is None:
-            times = np.asarray(protocol.sample_times(points_per_cycle), dtype=float)
-        times = np.asarray(times, dtype=float)
+        times = output_times(protocol, drive, points_per_cycle, times)
         duration = float(drive.duration_s)
-        if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
-            raise ValueError("times must be a strictly increasing 1-D array with at least two entries")
-        if times[0] < 0 or times[-1] > duration * (1 + 1e-12):
-            raise ValueError(f"times must lie in [0, {duration}] s")
         drive = jax.tree_util.tree_map(jnp.asarray, drive)
         adjoint = diffrax.RecursiveCheckpointAdjoint() if adjoint is None else adjoint
         return _solve(model, drive, jnp.asarray(np.clip(times / duration, 0.0, 1.0)),

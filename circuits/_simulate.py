@@ -37,7 +37,7 @@ from jaxtyping import Array, Float
 
 from jaxpnp import float64, protocol_attrs, to_cf
 
-from ._drive import Drive, drive_from_protocol
+from ._drive import Drive, drive_from_protocol, output_times
 from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_integrate_batched, step_plan
 from ._kernel import LadderKernel
 from ._ncm import AbstractLadder, LinearCapacitor, TabulatedCapacitor, resolve_q_max
@@ -223,15 +223,8 @@ def _solve_rosenbrock(model, drive: Drive, plan, save_tau, grid, out_index, batc
 
 
 def _save_tau(protocol, drive, points_per_cycle, times) -> np.ndarray:
-    if times is None:
-        times = np.asarray(protocol.sample_times(points_per_cycle), dtype=float)
-    times = np.asarray(times, dtype=float)
-    duration = float(drive.duration_s)
-    if times.ndim != 1 or times.size < 2 or np.any(np.diff(times) <= 0):
-        raise ValueError("times must be a strictly increasing 1-D array with at least two entries")
-    if times[0] < 0 or times[-1] > duration * (1 + 1e-12):
-        raise ValueError(f"times must lie in [0, {duration}] s")
-    return np.clip(times / duration, 0.0, 1.0)
+    times = output_times(protocol, drive, points_per_cycle, times)
+    return np.clip(times / float(drive.duration_s), 0.0, 1.0)
 
 
 FAST_DEFAULTS = dict(steps=400, first_step=1e-5, growth=1.05)

@@ -56,3 +56,19 @@ def check_field_types(obj) -> None:
         if not any(_CHECKS[k][0](value) for k in known):
             wanted = " or ".join(_CHECKS[k][1] for k in known) + (" or None" if "None" in kinds else "")
             raise ParameterTypeError(f"{owner}.{f.name} must be {wanted}, got {value!r} ({type(value).__name__})")
+
+
+def real_vector(values, name: str, what: str, *, positive: bool = False) -> np.ndarray:
+    """``values`` as a non-empty 1-D float array (a scalar becomes length 1); ValueError naming
+    ``name`` and ``what`` (e.g. "electrode potentials in V") otherwise."""
+    try:
+        arr = np.asarray(values, dtype=float)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a 1D sequence of {what}, got {values!r}") from None
+    if arr.ndim == 0:
+        arr = arr[None]
+    if arr.ndim != 1 or arr.size == 0:
+        raise ValueError(f"{name} must be a non-empty 1D sequence of {what}, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr) & ((arr > 0) if positive else True)):
+        raise ValueError(f"{name} must be {'positive and ' if positive else ''}finite")
+    return arr

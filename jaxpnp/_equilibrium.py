@@ -31,6 +31,7 @@ import scipy.sparse.linalg as spla
 import xarray as xr
 from tqdm.auto import tqdm
 
+from ._checks import real_vector
 from . import _simulate  # module import: _simulate starts protocols from equilibrium (no cycle at import)
 from ._electrolyte import Electrolyte
 from ._geometry import Electrode
@@ -226,20 +227,6 @@ class EquilibriumSolver:
         return EquilibriumState(c=c, psi=psi_model, c_ref=cr, phi_m=phi_m, newton_iterations=iterations)
 
 
-def _check_potentials(potentials_V):
-    try:
-        pots = np.asarray(potentials_V, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"potentials_V must be a 1D sequence of electrode potentials in V, got {potentials_V!r}") from None
-    if pots.ndim == 0:
-        pots = pots[None]
-    if pots.ndim != 1 or pots.size == 0:
-        raise ValueError(f"potentials_V must be a non-empty 1D sequence of volts, got shape {pots.shape}")
-    if not np.all(np.isfinite(pots)):
-        raise ValueError("potentials_V must be finite")
-    return pots
-
-
 def equilibrium(electrolyte: Electrolyte, electrode: Electrode, potentials_V, *, grid_nm,
                 boundary: str = "reservoir", allow_subnanometre_slits: bool = False,
                 progress: bool = False) -> xr.Dataset:
@@ -258,7 +245,7 @@ def equilibrium(electrolyte: Electrolyte, electrode: Electrode, potentials_V, *,
     (mol/L); attributes as ``simulate`` writes them, plus ``newton_iterations`` per
     potential and the run time.
     """
-    pots = _check_potentials(potentials_V)
+    pots = real_vector(potentials_V, "potentials_V", "electrode potentials in V")
     if not isinstance(progress, bool):
         raise ValueError(f"progress must be True or False, got {progress!r}")
     dummy = PotentialStep(v_step=0.0, duration_s=1.0)

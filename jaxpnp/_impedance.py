@@ -43,6 +43,7 @@ import xarray as xr
 from threadpoolctl import threadpool_limits
 from tqdm.auto import tqdm
 
+from ._checks import real_vector
 from . import _simulate
 from ._electrolyte import Electrolyte
 from ._equilibrium import EquilibriumSolver
@@ -196,20 +197,6 @@ class LinearisedCell:
         return 1.0 / (1j * omegas * h_cur), len(shifts), err
 
 
-def _check_frequencies(frequencies_Hz):
-    try:
-        f = np.asarray(frequencies_Hz, dtype=float)
-    except (TypeError, ValueError):
-        raise ValueError(f"frequencies_Hz must be a 1D sequence of frequencies in Hz, got {frequencies_Hz!r}") from None
-    if f.ndim == 0:
-        f = f[None]
-    if f.ndim != 1 or f.size == 0:
-        raise ValueError(f"frequencies_Hz must be a non-empty 1D sequence of Hz, got shape {f.shape}")
-    if not np.all(np.isfinite(f) & (f > 0)):
-        raise ValueError("frequencies_Hz must be positive and finite")
-    return f
-
-
 METHODS = ("auto", "direct", "reduced")
 
 
@@ -236,7 +223,7 @@ def impedance(electrolyte: Electrolyte, electrode: Electrode, frequencies_Hz, bi
     worst-residual frequency is below ``rtol``; ``"auto"``: reduced for more than 8
     frequencies. The attributes record the method, the exact solves and that error.
     """
-    f = _check_frequencies(frequencies_Hz)
+    f = real_vector(frequencies_Hz, "frequencies_Hz", "frequencies in Hz", positive=True)
     try:
         bias = float(bias_V)
     except (TypeError, ValueError):
