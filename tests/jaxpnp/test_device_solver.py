@@ -16,7 +16,10 @@ TWO_SHEETS = jaxpnp.Electrode(n_sheets=2, slit_nm=1.2, sheet_length_nm=1.8, shee
                               sheet_thickness_nm=0.3, separator_nm=1.2)
 
 
-@pytest.mark.parametrize("boundary, stern_F_m2", [("symmetric", None), ("reservoir", 0.2)])
+@pytest.mark.parametrize("boundary, stern_F_m2", [
+    pytest.param("symmetric", None, marks=pytest.mark.slow),  # 32 s; the closed cell runs through the block solves in test_device_preconditioners_reproduce_the_superlu_run_and_conserve_salt
+    ("reservoir", 0.2),
+])
 def test_block_preconditioners_solve_the_stage_matrix_like_superlu(tiny_electrode, boundary, stern_F_m2):
     el = jaxpnp.Electrolyte(anion_diffusivity_m2_s=2.6e-9)
     electrode = dataclasses.replace(tiny_electrode, stern_capacitance_F_m2=stern_F_m2)
@@ -89,6 +92,7 @@ def test_device_run_lowers_to_one_program_without_host_callbacks():
     assert "callback" not in device  # ... and there is none on the device path
 
 
+@pytest.mark.slow  # 38 s; test_vmap_over_scan_rate_with_times_in_units_of_the_period covers vmap in CI
 def test_vmapped_runs_equal_separate_runs():
     eps = np.array([78.5, 110.0])
     with jaxpnp.float64():
