@@ -319,7 +319,7 @@ def node_potential_links(ds, equilibrium: xr.Dataset):
 
 
 def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
-                          saturate: bool = True, links=None, laws=None, engine=None, seed=None,
+                          saturate: bool = True, salt_release="none", links=None, laws=None, engine=None, seed=None,
                           discovery_options=None):
     """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
 
@@ -347,6 +347,7 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
                        anion_diffusivity_m2_s=float(a.get("anion_diffusivity_m2_s", a["diffusivity_m2_s"])),
                        temperature_K=float(a["temperature_K"]), capacitor=capacitor,
                        separator_nodes=int(separator_nodes), open_law=open_law, saturate=bool(saturate),
+                       salt_release=salt_release,
                        boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
     return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
                        R_open=float(model.R_open), capacitance=np.asarray(C).tolist())

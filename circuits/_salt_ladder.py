@@ -5,10 +5,14 @@ open-space branch into node 0, links ``i`` from node ``i`` to ``i+1``, node
 capacitors ``q_k(u_k)``), plus a line of ``m`` neutral separator nodes carrying the
 bulk salt between the reservoir (concentration ``c0``) and the electrode:
 
-* salt: the electrode nodes hold, besides their charge, the equilibrium excess ion
+* salt: the electrode nodes take up, as they charge, their equilibrium excess ion
   content ``w_k(q_k)`` (cations + anions above the uncharged state, mol/m^2, from
-  ``jaxpnp.equilibrium``'s ``slit_ion_content`` against ``slit_charge``). What they take
-  up, ``d/dt sum_k w_k(q_k)``, leaves the separator's last node; the separator's salt
+  ``jaxpnp.equilibrium``'s ``slit_ion_content`` against ``slit_charge``); with
+  ``salt_release="none"`` (default) they keep it while they discharge within the run
+  (the mPNP's total salt keeps rising through its discharge half at 1 V and the
+  separator next to the electrode returns to about c0, not above it), with
+  ``"equilibrium"`` they hold ``w_k(q_k)`` at all times. What they take up leaves the
+  separator's last node; the separator's salt
   diffuses ambipolarly with the Bikerman activity (total-ion flux ``-2 D_s dPhi/dx``,
   ``Phi(c) = -ln(1 - nu c)/nu``, ``nu = 2 a^3 N_A``, ``D_s = 2 D+ D- / (D+ + D-)``), from
   the reservoir (``boundary="reservoir"``) or with none through the mid-plane
@@ -57,7 +61,7 @@ class SaltLadder(eqx.Module):
     ``SaltLadder(n_slits, R_open, capacitances, R_c, gamma, q_max, uptake_charge, uptake_salt, *,
     separator_m, concentration_M=1.0, ion_diameter_nm=0.66, diffusivity_m2_s=2e-9,
     anion_diffusivity_m2_s=None, capacitor=None, separator_nodes=8, boundary="reservoir",
-    salt="dynamic", open_law="end", saturate=True)``
+    salt="dynamic", open_law="end", saturate=True, salt_release="none")``
 
     ``R_open`` (ohm m^2): the open-space branch at ``c0``; ``capacitances`` (n+1,) F/m^2 and
     ``capacitor`` (a capacitor law, e.g. ``TabulatedCapacitor``; linear by default) as the
@@ -86,6 +90,7 @@ class SaltLadder(eqx.Module):
     salt: Literal["dynamic", "frozen"] = eqx.field(static=True, default="dynamic", kw_only=True)
     open_law: Literal["end", "series"] = eqx.field(static=True, default="end", kw_only=True)
     saturate: bool = eqx.field(static=True, default=True, kw_only=True)
+    salt_release: Literal["equilibrium", "none"] = eqx.field(static=True, default="none", kw_only=True)
     resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR, kw_only=True)
 
     def __check_init__(self):
@@ -102,7 +107,7 @@ class SaltLadder(eqx.Module):
                 or self.separator_nodes < 1:
             raise ValueError(f"SaltLadder.separator_nodes must be an integer >= 1, got {self.separator_nodes!r}")
         for name, allowed in (("boundary", ("reservoir", "symmetric")), ("salt", ("dynamic", "frozen")),
-                              ("open_law", ("end", "series"))):
+                              ("open_law", ("end", "series")), ("salt_release", ("equilibrium", "none"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SaltLadder.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.capacitor is not None and not isinstance(self.capacitor, AbstractCapacitor):
@@ -186,10 +191,17 @@ class SaltLadder(eqx.Module):
         q = jnp.concatenate([X[:-1] - X[1:], X[-1:]])
         if self.salt == "frozen":
             return X, q, jnp.full((self.separator_nodes,), 1.0) * self._c0()
-        z = y[n1:]
-        z = z.at[-1].add(-jnp.sum(self.uptake(q)) / self._content_unit())
+        z = y[n1:n1 + self.separator_nodes]
+        z = z.at[-1].add(-self.electrode_salt(y, q))
         # a floor keeps c0/c finite if a long step overshoots; the current it throttles then refills it
         return X, q, self._c0() * jnp.maximum(z + 1.0, 1e-6)
+
+    def electrode_salt(self, y, q):
+        """The nodes' excess ions over ``2 c0 L/m``: ``sum_k w_k(q_k)`` (``salt_release="equilibrium"``) or the
+        state that only grows (``"none"``: what a node took up stays in it within the run)."""
+        if self.salt_release == "none":
+            return y[-1]
+        return jnp.sum(self.uptake(q)) / self._content_unit()
 
     def fluxes(self, y, phi, scale):
         """dict: ``current`` (A/m^2), ``link_current`` (n,), ``node_charge``, ``node_voltage`` (n+1,) (V, the
@@ -218,22 +230,30 @@ class SaltLadder(eqx.Module):
         f = self.fluxes(y, phi, scale)
         dX = f["_dX"] / scale
         if self.salt == "frozen":
-            return duration * jnp.concatenate([dX, jnp.zeros((self.separator_nodes,))])
+            return duration * jnp.concatenate([dX, jnp.zeros((y.shape[0] - dX.shape[0],))])
         inflow = f["_inflow"]
         # the last node's state includes the electrode's excess ions: no flux leaves it
         outflow = jnp.concatenate([inflow[1:], jnp.zeros((1,))])
-        return duration * jnp.concatenate([dX, (inflow - outflow) / self._content_unit()])
+        dz = (inflow - outflow) / self._content_unit()
+        if self.salt_release == "none":
+            dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
+            _, q, _ = self.state_parts(y, scale)
+            taken = jnp.sum(jnp.maximum(jax.jvp(self.uptake, (q,), (dq,))[1], 0.0)) / self._content_unit()
+            dz = jnp.concatenate([dz, jnp.reshape(taken, (1,))])
+        return duration * jnp.concatenate([dX, dz])
 
     def total_salt(self, y, scale):
         """Excess ions of the nodes plus the separator's ions (mol/m^2)."""
-        return self._content_unit() * jnp.sum(y[self.n_slits + 1:] + 1.0)
+        return self._content_unit() * jnp.sum(y[self.n_slits + 1:self.n_slits + 1 + self.separator_nodes] + 1.0)
 
     def initial_state(self):
-        return jnp.zeros((self.n_slits + 1 + self.separator_nodes,))
+        extra = 1 if (self.salt_release == "none" and self.salt == "dynamic") else 0
+        return jnp.zeros((self.n_slits + 1 + self.separator_nodes + extra,))
 
     def parameters(self) -> dict:
         out = {"model": "SaltLadder", "n_slits": self.n_slits, "separator_nodes": self.separator_nodes,
-               "boundary": self.boundary, "salt": self.salt, "open_law": self.open_law, "saturate": int(self.saturate)}
+               "boundary": self.boundary, "salt": self.salt, "open_law": self.open_law, "saturate": int(self.saturate),
+               "salt_release": self.salt_release}
         for name in ("R_open", "capacitances", "R_c", "gamma", "q_max", "separator_m", "concentration_M",
                      "ion_diameter_nm", "diffusivity_m2_s", "temperature_K"):
             value = getattr(self, name)
