@@ -48,11 +48,22 @@ from jaxpnp._electrolyte import AVOGADRO, ELEMENTARY_CHARGE
 from ._drive import drive_from_protocol, output_times
 from ._fast import flat_steps, graded_grid
 from ._kernel import ROS2_GAMMA
-from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor, _as_param, _check_n_slits,
-                   _check_param, _is_traced)
+from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor, TabulatedCapacitor, _as_param,
+                   _check_n_slits, _check_param, _is_traced)
 
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
+
+
+def _table(a, xp, fp):
+    """Row-wise piecewise-linear ``f(a)`` through ``(xp, fp)`` (rows: nodes), extended with the end
+    segments' slopes; returns ``(value, slope)``. The segment index counts the inner knots at or
+    below ``a`` (short tables: no search loop in the compiled step)."""
+    i = jnp.sum(xp[:, 1:-1] <= a[:, None], axis=1)[:, None]
+    x0, x1 = jnp.take_along_axis(xp, i, 1)[:, 0], jnp.take_along_axis(xp, i + 1, 1)[:, 0]
+    f0, f1 = jnp.take_along_axis(fp, i, 1)[:, 0], jnp.take_along_axis(fp, i + 1, 1)[:, 0]
+    slope = (f1 - f0) / (x1 - x0)
+    return f0 + slope * (a - x0), slope
 
 
 class SaltLadder(eqx.Module):
@@ -148,16 +159,30 @@ class SaltLadder(eqx.Module):
         nu = 2.0 * (jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO
         return -jnp.log1p(-nu * c) / nu
 
+    def node_voltage(self, q):
+        """Double-layer voltage (V, (n+1,)) of every node at charges ``q`` (C/m^2): the capacitor law's.
+
+        A :class:`TabulatedCapacitor` is evaluated here by its own rule (odd, piecewise linear, end
+        slopes beyond the table) with a knot count instead of ``jnp.interp``'s search: the same
+        values, a much smaller compiled step (it sits inside the Jacobian of every ROS2 step)."""
+        cap = jnp.broadcast_to(jnp.asarray(self.capacitances), q.shape)
+        law = self.capacitor_law()
+        if not isinstance(law, TabulatedCapacitor):
+            return law.voltage(q, cap)
+        xp = jnp.broadcast_to(jnp.asarray(law.shape_V), (q.shape[0], jnp.asarray(law.voltage_V).shape[0]))
+        fp = jnp.broadcast_to(jnp.asarray(law.voltage_V), xp.shape)
+        value, _ = _table(jnp.abs(q / cap), xp, fp)
+        return jnp.sign(q) * value
+
+    def uptake_and_slope(self, q):
+        """Excess ion content (mol/m^2, (n+1,)) of the nodes at node charges ``q`` (C/m^2), even in ``q``,
+        and its derivative ``dw/dq`` (mol/C): piecewise linear in the table, extended with the end slopes."""
+        value, slope = _table(jnp.abs(q), jnp.asarray(self.uptake_charge), jnp.asarray(self.uptake_salt))
+        return value, slope * jnp.sign(q)
+
     def uptake(self, q):
         """Excess ion content (mol/m^2, (n+1,)) of the nodes at node charges ``q`` (C/m^2): even in ``q``."""
-        qc, ws = jnp.asarray(self.uptake_charge), jnp.asarray(self.uptake_salt)
-
-        def one(x, xp, fp):
-            a = jnp.abs(x)
-            slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
-            return jnp.where(a > xp[-1], fp[-1] + slope * (a - xp[-1]), jnp.interp(a, xp, fp))
-
-        return jax.vmap(one)(q, qc, ws)
+        return self.uptake_and_slope(q)[0]
 
     def link_resistance(self, link_charge):
         """``R_c (1 - gamma Q/Q_max)`` (ohm m^2), ``Q`` held at ``Q_max`` beyond it when ``saturate``, floored."""
@@ -208,8 +233,7 @@ class SaltLadder(eqx.Module):
         double layers), ``link_resistance`` (n,), ``open_resistance``, ``c_sep`` (m,), ``reservoir_flux``
         (mol/m^2/s, total ions into the separator)."""
         X, q, c = self.state_parts(y, scale)
-        cap = jnp.broadcast_to(jnp.asarray(self.capacitances), q.shape)
-        u = self.capacitor_law().voltage(q, cap)
+        u = self.node_voltage(q)
         R = self.link_resistance(X[1:])
         J = (u[:-1] - u[1:]) / R
         R0 = jnp.asarray(self.R_open) * (1.0 if self.salt == "frozen" else self.open_factor(c))
@@ -238,7 +262,7 @@ class SaltLadder(eqx.Module):
         if self.salt_release == "none":
             dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
             _, q, _ = self.state_parts(y, scale)
-            taken = jnp.sum(jnp.maximum(jax.jvp(self.uptake, (q,), (dq,))[1], 0.0)) / self._content_unit()
+            taken = jnp.sum(jnp.maximum(self.uptake_and_slope(q)[1] * dq, 0.0)) / self._content_unit()
             dz = jnp.concatenate([dz, jnp.reshape(taken, (1,))])
         return duration * jnp.concatenate([dX, dz])
 
@@ -279,12 +303,12 @@ class SaltLadderSolution(eqx.Module):
     reservoir_flux: Float[Array, " t"]  # mol/m^2/s into the separator
 
 
-def _ros2_dense(fun, y, h, v0, v1):
-    """One ROS2 step (as ``_kernel.ros2_step``) with a dense Jacobian and LU."""
+def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
+    """One ROS2 step (as ``_kernel.ros2_step``) with a dense Jacobian and LU; ``dfdv_fun(y)``: df/dv."""
     g = ROS2_GAMMA
     f0 = fun(y, v0)
     J = jax.jacfwd(fun, argnums=0)(y, v0)
-    dfdv = jax.jacfwd(fun, argnums=1)(y, v0)
+    dfdv = dfdv_fun(y)
     gh = g * h
     ft0 = gh * dfdv * ((v1 - v0) / h)
     lu = jax.scipy.linalg.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - gh * J)
@@ -303,17 +327,21 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
     def fun(y, v):
         return model.rates(y, v, scale, duration)
 
+    def dfdv_fun(y):  # only the electrode row sees the forcing: d/dv of (v - u_0) / R_open
+        r0 = model.fluxes(y, 0.0, scale)["open_resistance"]
+        return jnp.zeros_like(y).at[0].set(duration / (scale * r0))
+
     # one flat scan over every step (one compiled step body), the outputs written into a buffer
     def body(carry, step_in):
         y, buf = carry
-        tau0, tau1, k = step_in
-        v0, v1 = drive.segment_value(tau0, tau1)
-        y = _ros2_dense(fun, y, tau1 - tau0, v0, v1)
+        tau0, tau1, v0, v1, k = step_in
+        y = _ros2_dense(fun, dfdv_fun, y, tau1 - tau0, v0, v1)
         return (y, jax.lax.dynamic_update_index_in_dim(buf, y, k, 0)), None
 
     y0 = model.initial_state()
     buf = jnp.zeros((n_out + 1,) + y0.shape).at[0].set(y0)
-    (_, buf), _ = jax.lax.scan(body, (y0, buf), (grid[:-1], grid[1:], out_index))
+    v0, v1 = drive.segment_value(grid[:-1], grid[1:])  # the forcing at every step, outside the step body
+    (_, buf), _ = jax.lax.scan(body, (y0, buf), (grid[:-1], grid[1:], v0, v1, out_index))
     ys = buf[:n_out]
 
     def observe(tau, y):
