@@ -10,7 +10,9 @@ one JSON. Parts:
   (paper case, coarsest grid, ``--vmap-points`` output times) against one member;
 - ``grad``: ``jax.grad`` of the electrode charge at the CV vertex with respect to the
   relative permittivity (``--grad-grid``), against central finite differences
-  (step 1e-3 of 78.5) and the forward run's time and memory.
+  (step 1e-3 of 78.5) and the forward run's time and memory: medians of ``--reps`` warm
+  calls (wall and process CPU time), the forward timed before and after the gradient in the
+  same process (contention drifts), ``grad_over_forward`` from those medians.
 
     python benchmarks/device_suite.py --parts grad --grad-grid 0.25     # CPU: reverse mode
     python benchmarks/device_suite.py --quick                           # tiny smoke test
@@ -178,7 +180,6 @@ def part_grad(args, deadline, forward_only=False):
         if forward_only:
             out.update(_peak_memory_mb())
             return out
-        fwd2_all = fwd2_cpu_all = []
         step = 1e-3
         t0 = time.perf_counter()
         fd = (float(charge(78.5 + step)) - float(charge(78.5 - step))) / (2 * step)
