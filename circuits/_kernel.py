@@ -35,7 +35,7 @@ class LadderKernel(eqx.Module):
     q_max: jax.Array  # (n, ...) C/m^2 per link
     q_max_open: jax.Array  # (...) C/m^2, the open-space law's charge scale
     voltage: bool = eqx.field(static=True)  # voltage (True) or current (False) control
-    node_mode: bool = eqx.field(static=True)  # the law reads the upstream node's charge
+    charge_mode: str = eqx.field(static=True)  # what the link laws read: "link", "node", "nodes" (NCM.charge)
     linear: bool = eqx.field(static=True)  # linear capacitors: q / C (the paper's NCM, the TLM)
 
     def charges(self, x):
@@ -57,8 +57,12 @@ class LadderKernel(eqx.Module):
     def _link_resistance(self, link_charge, node):
         return self.model.link_resistance(link_charge, node, self.q_max)
 
-    def _open_resistance(self, electrode_charge):
-        return self.model.open_resistance(electrode_charge, self.q_max_open)
+    def _open_resistance(self, charge):
+        return self.model.open_resistance(charge, self.q_max_open)
+
+    def open_charge(self, X, node):
+        """The charge the open-space law reads: the electrode charge ``X[0]``, or node 0's with ``charge_mode="nodes"``."""
+        return node[0] if self.charge_mode == "nodes" else X[0]
 
     def currents(self, x, v):
         """Electrode current, link currents (A/m^2), link resistances (ohm m^2), node charges, node voltages."""
@@ -66,7 +70,7 @@ class LadderKernel(eqx.Module):
         u = self._node_voltage(node)  # double-layer voltage, electrode minus electrolyte
         R = self._link_resistance(X[1:], node)
         link_current = (u[:-1] - u[1:]) / R
-        current = (v - u[0]) / self._open_resistance(X[0]) if self.voltage else v + 0.0 * u[0]
+        current = (v - u[0]) / self._open_resistance(self.open_charge(X, node)) if self.voltage else v + 0.0 * u[0]
         return current, link_current, R, node, u
 
     def rhs(self, x, v):
@@ -83,7 +87,8 @@ class LadderKernel(eqx.Module):
         """
         X, node = self.charges(x)
         u, dudq = self._node_voltage_and_slope(node)
-        tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if self.node_mode else \
+        node_law = self.charge_mode != "link"
+        tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if node_law else \
             (jnp.ones_like(X[1:]), jnp.zeros_like(node))
         R, dR = jax.jvp(self._link_resistance, (X[1:], node), tangent)
         inv_R = 1.0 / R
@@ -95,15 +100,21 @@ class LadderKernel(eqx.Module):
         lo_l = sc[:-1] * inv_R
         di_l = -(sc[:-1] + sc[1:]) * inv_R
         up_l = sc[1:] * inv_R
-        if self.node_mode:  # Q = node charge i = s (x_i - x_{i+1})
+        if self.charge_mode == "node":  # Q = node charge i = s (x_i - x_{i+1})
             lo_l, di_l = lo_l - JdR, di_l + JdR
+        elif self.charge_mode == "nodes":  # Q = (q_i + q_{i+1}) / 2 = s (x_i - x_{i+2}) / 2; the jvp above
+            # (ones on every node) gave dR/dQ, each node entering with weight 1/2
+            lo_l, up_l = lo_l - 0.5 * JdR, up_l + 0.5 * JdR
         else:  # Q = link charge = s x_{i+1}
             di_l = di_l - JdR
         if self.voltage:  # I = (v - u_0) / R_open(Q_e), Q_e = s x_0
-            R0, dR0 = jax.jvp(self._open_resistance, (X[0],), (jnp.ones_like(X[0]),))
+            Qo = self.open_charge(X, node)
+            R0, dR0 = jax.jvp(self._open_resistance, (Qo,), (jnp.ones_like(Qo),))
             g = 1.0 / R0
             I = (v - u[0]) * g
             d0, u0, dfdv0 = -sc[0] * g - I * g * dR0 * s, sc[0] * g, g
+            if self.charge_mode == "nodes":  # Q_open = q_0 = s (x_0 - x_1)
+                u0 = u0 + I * g * dR0 * s
         else:
             zero = 0.0 * sc[0]
             I, d0, u0, dfdv0 = v + zero, zero, zero, 1.0 + zero

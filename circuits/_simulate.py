@@ -67,10 +67,14 @@ def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
         swing_V = model.equilibrium_voltage(drive.swing)
         charge = drive.swing
     q_open = getattr(model, "q_max_open", None)
-    q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
+    if q_open is None:  # the open-space law's charge at the swing: the electrode's, or node 0's (charge="nodes")
+        q_swing = model.node_charge_at(swing_V)
+        q_open = q_swing[0] if getattr(model, "charge", "link") == "nodes" else jnp.sum(q_swing)
+    else:
+        q_open = jnp.asarray(q_open)
     return LadderKernel(model=model, capacitance=c, inv_capacitance=1.0 / c, scale=charge,
                         rate=drive.duration_s / charge, q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
-                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node",
+                        voltage=drive.controls == "voltage", charge_mode=getattr(model, "charge", "link"),
                         linear=isinstance(model.capacitor_law(), LinearCapacitor))
 
 
@@ -81,7 +85,8 @@ def _observe(kernel: LadderKernel, drive: Drive, tau, x) -> Solution:
     if drive.controls == "voltage":
         phi = drive.phi_initial + value
     else:
-        phi = drive.phi_initial + u[0] + current * kernel.model.open_resistance(X[0], kernel.q_max_open)
+        phi = drive.phi_initial + u[0] + current * kernel.model.open_resistance(kernel.open_charge(X, node_charge),
+                                                                                kernel.q_max_open)
     return Solution(time=tau * drive.duration_s, cell_voltage=2.0 * phi, current_density=current,
                     electrode_charge=X[0], slit_charge=node_charge, link_charge=X[1:],
                     link_current=link_current, link_resistance=R)
@@ -178,7 +183,7 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
         it_b, it_f = iter(bleaves), iter(fixed_leaves)
         m = jax.tree_util.tree_unflatten(treedef, [next(it_b) if f else next(it_f) for f in flags])
         kernel = LadderKernel(model=m, voltage=drive.controls == "voltage",
-                              node_mode=getattr(model, "charge", "link") == "node",
+                              charge_mode=getattr(model, "charge", "link"),
                               linear=isinstance(model.capacitor_law(), LinearCapacitor), **cs)
         return ros2_integrate_batched(kernel, h, v0, v1, out_index, n_out)
 

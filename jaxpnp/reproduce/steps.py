@@ -358,7 +358,7 @@ def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built:
     R_c0 = _fit_start(disc)
     m = built.headline_model
     start = circuits.NCM(m.n_slits, m.R_open, m.C_open, m.C_slit, R_c0, 0.5, q_max=m.q_max, capacitor=m.capacitor,
-                         gamma_open=m.gamma_open, q_max_open=m.q_max_open)
+                         gamma_open=m.gamma_open, q_max_open=m.q_max_open, charge=m.charge)
     res, fit_s = _timed(lambda: circuits.fit(start, paper, params=("R_c", "gamma"), protocol=cv, steps=config.fit_steps,
                                              polish=config.fit_polish_steps > 0,
                                              polish_steps=max(config.fit_polish_steps, 1), progress=progress))
