@@ -20,8 +20,8 @@ node 0 = the open space.
   charge of the deep links keeps growing after the vertex to ~5 Q^max, where a law read
   on the charging half-cycle no longer holds; the slits' charge stays in range.
 * Open space: on node potentials the same form ``R_open (1 - gamma_open Q_e/Q_e^max)`` by
-  least squares (:func:`open_space_law`; with ``charge="nodes"`` ``Q_e`` is the open space's
-  own charge and the fit differential); on mid-slit potentials the separator's ohmic
+  least squares (:func:`open_space_law`, on the electrode charge ``Q_e`` whatever the links
+  read); on mid-slit potentials the separator's ohmic
   resistance ``L_sep / kappa`` (:func:`separator_resistance`), or for linear capacitors a
   least-squares ``R_open`` on the charging half-cycle.
 """
@@ -120,28 +120,15 @@ class OpenSpaceLaw:
     r2: float
 
 
-def open_space_law(ds: xr.Dataset, node_potential, charge: str = "passed") -> OpenSpaceLaw:
+def open_space_law(ds: xr.Dataset, node_potential) -> OpenSpaceLaw:
     """The open-space branch's law from an mPNP run and its node potentials (V, (time, slit)).
 
-    ``charge="passed"``: least squares in the discovery's integral form over the charging
-    half-cycle, ``int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))``, ``Q_e = int I dt``.
-    ``charge="nodes"``: ``Q_e`` is the open space's own charge ``q_0`` (electrode side) and the
-    least squares differential, ``V_0 = I R_open (1 - gamma_open q_0 / q_0^max)``.
+    Least squares in the discovery's integral form over the charging half-cycle:
+    ``int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))``, ``Q_e = int I dt``.
+    (The electrode charge, whatever the links read: at 1 V the open space's own charge
+    is not monotonic while charging and a law in it is not a resistance.)
     """
-    if charge not in ("passed", "nodes"):
-        raise ValueError(f"charge must be 'passed' or 'nodes', got {charge!r}")
     half = _charging(ds)
-    if charge == "nodes":
-        I = np.asarray(ds["current_density"], dtype=float)[half]
-        q0 = -np.asarray(ds["slit_charge"].transpose("time", "slit"), dtype=float)[half, 0]
-        V0 = np.asarray(node_potential, dtype=float)[half, 0]
-        q_max = float(np.max(q0))
-        if not q_max > 0:
-            raise ValueError("the open space holds no positive charge while charging")
-        M = np.stack([I, I * q0 / q_max], axis=1)
-        (c0, c1), *_ = np.linalg.lstsq(M, V0, rcond=None)
-        r2 = 1.0 - float(np.sum((M @ np.array([c0, c1]) - V0) ** 2) / np.sum((V0 - V0.mean()) ** 2))
-        return OpenSpaceLaw(R_open=float(c0), gamma_open=float(-c1 / c0), q_max_open=q_max, r2=r2)
     t = np.asarray(ds["time"], dtype=float)[half]
     Q = cumulative_trapezoid(np.asarray(ds["current_density"], dtype=float)[half], t, initial=0.0)
     A = cumulative_trapezoid(np.asarray(node_potential, dtype=float)[half, 0], t, initial=0.0)
@@ -268,7 +255,7 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
         capacitor, C = equilibrium_capacitor(equilibrium)
     else:
         capacitor, C = None, None
-    open_law = open_space_law(ds, V, charge=charge) if V is not None else None
+    open_law = open_space_law(ds, V) if V is not None else None
     if open_law is not None:
         R_open, source = open_law.R_open, "open-space law on the node potential (integral-form least squares)"
     elif capacitor is not None:

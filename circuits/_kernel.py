@@ -57,12 +57,8 @@ class LadderKernel(eqx.Module):
     def _link_resistance(self, link_charge, node):
         return self.model.link_resistance(link_charge, node, self.q_max)
 
-    def _open_resistance(self, charge):
-        return self.model.open_resistance(charge, self.q_max_open)
-
-    def open_charge(self, X, node):
-        """The charge the open-space law reads: the electrode charge ``X[0]``, or node 0's with ``charge_mode="nodes"``."""
-        return node[0] if self.charge_mode == "nodes" else X[0]
+    def _open_resistance(self, electrode_charge):
+        return self.model.open_resistance(electrode_charge, self.q_max_open)
 
     def currents(self, x, v):
         """Electrode current, link currents (A/m^2), link resistances (ohm m^2), node charges, node voltages."""
@@ -70,7 +66,7 @@ class LadderKernel(eqx.Module):
         u = self._node_voltage(node)  # double-layer voltage, electrode minus electrolyte
         R = self._link_resistance(X[1:], node)
         link_current = (u[:-1] - u[1:]) / R
-        current = (v - u[0]) / self._open_resistance(self.open_charge(X, node)) if self.voltage else v + 0.0 * u[0]
+        current = (v - u[0]) / self._open_resistance(X[0]) if self.voltage else v + 0.0 * u[0]
         return current, link_current, R, node, u
 
     def rhs(self, x, v):
@@ -108,13 +104,10 @@ class LadderKernel(eqx.Module):
         else:  # Q = link charge = s x_{i+1}
             di_l = di_l - JdR
         if self.voltage:  # I = (v - u_0) / R_open(Q_e), Q_e = s x_0
-            Qo = self.open_charge(X, node)
-            R0, dR0 = jax.jvp(self._open_resistance, (Qo,), (jnp.ones_like(Qo),))
+            R0, dR0 = jax.jvp(self._open_resistance, (X[0],), (jnp.ones_like(X[0]),))
             g = 1.0 / R0
             I = (v - u[0]) * g
             d0, u0, dfdv0 = -sc[0] * g - I * g * dR0 * s, sc[0] * g, g
-            if self.charge_mode == "nodes":  # Q_open = q_0 = s (x_0 - x_1)
-                u0 = u0 + I * g * dR0 * s
         else:
             zero = 0.0 * sc[0]
             I, d0, u0, dfdv0 = v + zero, zero, zero, 1.0 + zero

@@ -408,9 +408,8 @@ class NCM(AbstractLadder):
     ``charge="node"``: ``Q_i`` is the charge stored on the upstream node ``i``.
     ``charge="nodes"``: ``Q_i = (q_i + q_{i+1}) / 2``, the mean charge of the two nodes the
     link joins (a state of the slits, not a passed charge: the resistance follows the ion
-    content of the slits it connects), and the open-space law reads node 0's charge
-    ``q_0`` instead of the electrode charge (``discovery.trans_slit_law(charge="nodes")``
-    finds laws in this variable).
+    content of the slits it connects; ``discovery.trans_slit_law(charge="nodes")`` finds
+    laws in this variable). The open-space law reads the electrode charge in every mode.
     Charges count from the initial equilibrium (the protocol's starting potential).
 
     ``q_max`` (C/m^2, scalar or per link). Default: the charge link ``i`` passes when
@@ -432,8 +431,7 @@ class NCM(AbstractLadder):
     ``gamma_open`` (keyword, default 0: the paper's ohmic ``R_open``): the open-space branch
     obeys the same law, ``R_open (1 - gamma_open Q_e / Q_e^max)`` with ``Q_e`` the
     electrode charge (= the charge passed through ``R_open``) and ``q_max_open``
-    (C/m^2; default: the whole ladder's charge at ``dphi_max``; with ``charge="nodes"``
-    ``Q_e`` is node 0's charge and the default its charge at ``dphi_max``). ``gamma_open < 0`` is
+    (C/m^2; default: the whole ladder's charge at ``dphi_max``). ``gamma_open < 0`` is
     a resistance that rises as the electrode charges (salt depletion of the open space,
     which the mPNP shows). Every solver method supports it.
     """

@@ -67,11 +67,7 @@ def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
         swing_V = model.equilibrium_voltage(drive.swing)
         charge = drive.swing
     q_open = getattr(model, "q_max_open", None)
-    if q_open is None:  # the open-space law's charge at the swing: the electrode's, or node 0's (charge="nodes")
-        q_swing = model.node_charge_at(swing_V)
-        q_open = q_swing[0] if getattr(model, "charge", "link") == "nodes" else jnp.sum(q_swing)
-    else:
-        q_open = jnp.asarray(q_open)
+    q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
     return LadderKernel(model=model, capacitance=c, inv_capacitance=1.0 / c, scale=charge,
                         rate=drive.duration_s / charge, q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
                         voltage=drive.controls == "voltage", charge_mode=getattr(model, "charge", "link"),
@@ -85,8 +81,7 @@ def _observe(kernel: LadderKernel, drive: Drive, tau, x) -> Solution:
     if drive.controls == "voltage":
         phi = drive.phi_initial + value
     else:
-        phi = drive.phi_initial + u[0] + current * kernel.model.open_resistance(kernel.open_charge(X, node_charge),
-                                                                                kernel.q_max_open)
+        phi = drive.phi_initial + u[0] + current * kernel.model.open_resistance(X[0], kernel.q_max_open)
     return Solution(time=tau * drive.duration_s, cell_voltage=2.0 * phi, current_density=current,
                     electrode_charge=X[0], slit_charge=node_charge, link_charge=X[1:],
                     link_current=link_current, link_resistance=R)

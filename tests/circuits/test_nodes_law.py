@@ -18,7 +18,7 @@ import jaxpnp
 
 N = 3
 TRUE = dict(R_open=3e-10, C_open=0.04, C_slit=np.array([0.10, 0.08, 0.12]), R_c=np.array([2e-10, 1.0e-10, 1.5e-10]),
-            gamma=np.array([0.3, 0.5, 0.4]), q_max=np.array([0.05, 0.04, 0.03]), gamma_open=-1.5, q_max_open=0.02)
+            gamma=np.array([0.3, 0.5, 0.4]), q_max=np.array([0.05, 0.04, 0.03]), gamma_open=-1.5, q_max_open=0.06)
 CV = jaxpnp.CV(v_min=0.0, v_max=0.6, scan_rate_V_s=3e7)
 
 
@@ -39,7 +39,7 @@ def test_nodes_law_matches_an_independent_node_charge_integration():
         Q = np.cumsum(q[::-1])[::-1][1:] if passed else 0.5 * (q[:-1] + q[1:])
         R = TRUE["R_c"] * (1 - TRUE["gamma"] * Q / TRUE["q_max"])
         J = (u[:-1] - u[1:]) / R
-        I = (phi(t) - u[0]) / (TRUE["R_open"] * (1 - TRUE["gamma_open"] * q[0] / TRUE["q_max_open"]))
+        I = (phi(t) - u[0]) / (TRUE["R_open"] * (1 - TRUE["gamma_open"] * np.sum(q) / TRUE["q_max_open"]))
         return np.concatenate([[I], np.zeros(N)]) - np.concatenate([J, [0.0]]) + np.concatenate([[0.0], J]), I
 
     t = ds.time.values
