@@ -40,9 +40,10 @@ import discovery
 import jaxpnp
 
 from ._ncm import NCM, TabulatedCapacitor
-from ._salt_extract import salt_ncm_from_mpnp
+from ._salt_extract import salt_ladder_from_mpnp, salt_ncm_from_mpnp
 
-FROM_MPNP_KINDS = ("ncm", "salt")  # the kinds from_mpnp builds; "salt": circuits.SaltNCM (_salt_extract)
+FROM_MPNP_KINDS = ("ncm", "salt")  # the kinds from_mpnp builds; "salt": circuits.SaltLadder / SaltNCM (_salt_extract)
+SALT_MODELS = ("ladder", "content")  # from_mpnp(kind="salt", salt_model=...): SaltLadder (default) / SaltNCM
 
 
 def _charging(ds):
@@ -329,9 +330,11 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
     """The circuit model of an mPNP Dataset, nothing fitted to its CV (``extract(...).model``).
 
     ``kind="ncm"``: :class:`NCM` (see :func:`extract` for ``potential`` and ``options``).
-    ``kind="salt"``: :class:`SaltNCM` (``circuits._salt_extract.salt_ncm_from_mpnp``: storage
-    fitted to the ``equilibrium`` curves, links from the run's small-charge trans-slit data;
-    options ``R_c``, ``separator_nodes``, ``boundary``, ``linear_V``).
+    ``kind="salt"``: the salt-aware model. ``salt_model="ladder"`` (default): :class:`SaltLadder`,
+    the node-potential NCM's laws plus a separator salt balance
+    (``circuits._salt_extract.salt_ladder_from_mpnp``; options ``separator_nodes``, ``boundary``,
+    ``open_law``, ``saturate``, ``links``). ``salt_model="content"``: :class:`SaltNCM` (storage
+    fitted to the ``equilibrium`` curves, ion-content links; ``salt_ncm_from_mpnp``'s options).
     """
     if kind not in FROM_MPNP_KINDS:
         raise ValueError(f"from_mpnp: unknown kind {kind!r}; known: {list(FROM_MPNP_KINDS)}")
@@ -339,5 +342,9 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
         if equilibrium is None:
             raise ValueError("from_mpnp(kind='salt') needs equilibrium= (jaxpnp.equilibrium Dataset(s), "
                              "reservoir boundary; several bulk concentrations welcome)")
-        return salt_ncm_from_mpnp(ds, equilibrium=equilibrium, **options)[0]
+        salt_model = options.pop("salt_model", "ladder")
+        if salt_model not in SALT_MODELS:
+            raise ValueError(f"from_mpnp(kind='salt'): salt_model must be one of {list(SALT_MODELS)}, got {salt_model!r}")
+        build = salt_ladder_from_mpnp if salt_model == "ladder" else salt_ncm_from_mpnp
+        return build(ds, equilibrium=equilibrium, **options)[0]
     return extract(ds, equilibrium=equilibrium, potential=potential, **options).model

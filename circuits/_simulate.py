@@ -42,6 +42,7 @@ from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_int
 from ._kernel import LadderKernel
 from ._ncm import AbstractLadder, LinearCapacitor, TabulatedCapacitor, resolve_q_max
 from ._salt import SaltNCM, simulate_salt, solve_salt
+from ._salt_ladder import SaltLadder, simulate_salt_ladder, solve_salt_ladder
 
 
 class Solution(eqx.Module):
@@ -308,6 +309,9 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
     if isinstance(model, SaltNCM):  # the salt-aware model has its own (adaptive) solver
         return solve_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
                           rtol=rtol, atol=atol, max_steps=max_steps, adjoint=adjoint)
+    if isinstance(model, SaltLadder):  # the NCM ladder with a separator salt balance: its own ROS2
+        return solve_salt_ladder(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
+                                 **({} if steps is None else dict(steps=steps)))
     if not isinstance(model, AbstractLadder):
         raise TypeError(f"model must be a circuits NCM or TLM, got {type(model).__name__}")
     if method not in ("adaptive", "fixed", "fast"):
@@ -380,5 +384,7 @@ def simulate(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, ti
     if isinstance(model, SaltNCM):
         return simulate_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
                              **solver_options)
+    if isinstance(model, SaltLadder):
+        return simulate_salt_ladder(model, protocol, points_per_cycle=points_per_cycle, times=times, **solver_options)
     sol = solve(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method, **solver_options)
     return to_dataset(sol, model, protocol, method=method)

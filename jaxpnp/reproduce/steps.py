@@ -317,7 +317,7 @@ def salt_model(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, equil
     try:
         sim = circuits.simulate(model, protocol_for(config, regime), times=np.asarray(paper["time"]))
     except Exception as err:  # noqa: BLE001 - the model is built; its stiff crowded limit may defeat the solver
-        return SaltModel(available=False, note=f"SaltNCM solver failed: {type(err).__name__}: "
+        return SaltModel(available=False, note=f"salt model ({type(model).__name__}) solver failed: {type(err).__name__}: "
                          f"{' '.join(str(err).split())[:160]}", model=model.parameters())
     return SaltModel(available=True, nrmse=jaxpnp.nrmse(sim["current_density"], paper["current_density"]),
                      model=model.parameters())
