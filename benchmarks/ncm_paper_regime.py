@@ -35,6 +35,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # run from a checkout without installing
 
+import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 import xarray as xr  # noqa: E402
 from scipy.integrate import solve_ivp  # noqa: E402
@@ -152,21 +153,39 @@ def _fit(start, ds, params, steps, polish_steps):
     return res, time.perf_counter() - t0
 
 
+def _inner_law(model, R0, g0):
+    """The model with one trainable (R_c, gamma) pair on the inner links (params "law.params.R_c",
+    "law.params.gamma"), link 0 (open space -> slit 1) held at its extracted values."""
+    R_c, gamma = np.asarray(model.R_c, dtype=float), np.asarray(model.gamma, dtype=float)
+    inner = np.arange(R_c.size) >= 1
+
+    def fn(Q, q_max, R_link, p):
+        R = jnp.where(inner, p["R_c"], R_link)
+        g = jnp.where(inner, p["gamma"], gamma)
+        return R * jnp.maximum(1.0 - g * Q / q_max, model.resistance_floor)  # the NCM's law, floored as it is
+
+    law = circuits.ResistanceLaw(fn, dict(R_c=np.asarray(R0), gamma=np.asarray(g0)))
+    return dataclasses.replace(model, law=law)
+
+
 def fit_vs_discovered(model, ds, steps, polish_steps):
     """circuits.fit of R_c and gamma to the run's CV (start: R_c 1.3x the discovered inner mean,
-    gamma 0.5), every other element as extracted; one pair for every link, and per link."""
+    gamma 0.5), every other element as extracted: one pair for every link; one pair for the inner
+    links with link 0 held as extracted; per link."""
     R_c, gamma = np.asarray(model.R_c, dtype=float), np.asarray(model.gamma, dtype=float)
     out = {}
     R0 = 1.3 * float(np.mean(R_c[1:]))
-    for label, start in (("one_R_c_gamma", dataclasses.replace(model, R_c=R0, gamma=0.5)),
-                         ("per_link", dataclasses.replace(model, R_c=np.full(R_c.size, R0),
-                                                          gamma=np.full(R_c.size, 0.5)))):
-        res, wall = _fit(start, ds, ("R_c", "gamma"), steps, polish_steps)
-        fR, fg = np.asarray(res.params["R_c"], dtype=float), np.asarray(res.params["gamma"], dtype=float)
+    cases = (("one_R_c_gamma", dataclasses.replace(model, R_c=R0, gamma=0.5), ("R_c", "gamma")),
+             ("inner_pair_link0_as_extracted", _inner_law(model, R0, 0.5), ("law.params.R_c", "law.params.gamma")),
+             ("per_link", dataclasses.replace(model, R_c=np.full(R_c.size, R0), gamma=np.full(R_c.size, 0.5)),
+              ("R_c", "gamma")))
+    for label, start, params in cases:
+        res, wall = _fit(start, ds, params, steps, polish_steps)
+        fR, fg = (np.asarray(res.params[p], dtype=float) for p in params)
         rec = dict(R_c=fR.tolist(), gamma=fg.tolist(), nrmse=nrmse(res.model, ds), fit_s=wall,
                    stderr=res.stderr)
         if fR.ndim == 0:  # against the inner links' mean (the paper's NCM) and the all-links mean
-            for which, sl in (("inner", slice(1, None)), ("all", slice(None))):
+            for which, sl in (("inner", slice(1, None)),) + ((("all", slice(None)),) if label == "one_R_c_gamma" else ()):
                 rec[f"discovered_{which}_R_c"] = float(np.mean(R_c[sl]))
                 rec[f"discovered_{which}_gamma"] = float(np.mean(gamma[sl]))
                 rec[f"R_c_rel_diff_{which}"] = float(fR / np.mean(R_c[sl]) - 1)
@@ -252,10 +271,13 @@ def main():
                  met=bool(max(rows[k]["ncm"] for k in ("rate/5", "rate/20", "4 sheets", "8 sheets")) <= 0.05))}
     if not args.quick:
         result["fit"] = fit_vs_discovered(model, base, QUICK.fit_steps, QUICK.fit_polish_steps)
-        one = result["fit"]["one_R_c_gamma"]
-        result["targets"]["2 fit within 10% of the discovered (one R_c, gamma vs the inner links' mean)"] = dict(
-            values=[one["R_c_rel_diff_inner"], one["gamma_diff_inner"]],
-            met=bool(abs(one["R_c_rel_diff_inner"]) <= 0.1 and abs(one["gamma_diff_inner"]) <= 0.1 * one["discovered_inner_gamma"]))
+        for label, rec in result["fit"].items():
+            if "R_c_rel_diff_inner" not in rec:
+                continue
+            result["targets"][f"2 fit within 10% of the discovered inner-link mean ({label}): R_c rel diff, gamma diff"] = dict(
+                values=[rec["R_c_rel_diff_inner"], rec["gamma_diff_inner"]],
+                met=bool(abs(rec["R_c_rel_diff_inner"]) <= 0.1
+                         and abs(rec["gamma_diff_inner"]) <= 0.1 * rec["discovered_inner_gamma"]))
     if args.fine:
         fbase, feq, fex, fbuild = headline(runs, 0.125, args.engine, options)
         result["fine_grid"] = dict(grid_nm=0.125, nrmse=nrmse(fex.model, fbase), R_c=fex.link_R_c.tolist(),

@@ -317,11 +317,14 @@ def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_opt
         check = paper_form_resistance(law.expression, q)
         r_of_q = numpy_function(law.expression, [q])
         q_s = float(p["charge_scale"])
-        r_cycle = r_s * np.broadcast_to(r_of_q(np.asarray(p["cycle_charge"].values)[:, None]), p["cycle_charge"].shape)
+        with np.errstate(divide="ignore", invalid="ignore"):  # a law may have a pole outside its data (q -> 0)
+            r_cycle = r_s * np.broadcast_to(r_of_q(np.asarray(p["cycle_charge"].values)[:, None]),
+                                            p["cycle_charge"].shape)
+            r_charge = r_s * np.broadcast_to(r_of_q(x[:, None]), x.shape)
         u, current = np.asarray(p["voltage"].values), np.asarray(p["current"].values)
-        r_charge = r_s * np.broadcast_to(r_of_q(x[:, None]), x.shape)
         ss_tot = float(np.sum((u - u.mean()) ** 2))
-        dr2 = 1.0 - float(np.sum((r_charge * current - u) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+        with np.errstate(invalid="ignore", over="ignore"):
+            dr2 = 1.0 - float(np.sum((r_charge * current - u) ** 2)) / ss_tot if ss_tot > 0 else math.nan
         results[i] = LinkLaw(
             link=i, law=law, form=check["form"], paper_form=check["paper"],
             R_c=r_s * check["R_c"] if check["paper"] else math.nan,

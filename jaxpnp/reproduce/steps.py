@@ -230,7 +230,7 @@ def _circuit_record(ex: circuits.Extraction) -> dict:
     rec = dict(n_slits=m.n_slits, C_open=float(ex.capacitance[0]), C_slit=ex.capacitance[1:].tolist(),
                C_total=float(np.sum(ex.capacitance)), R_open=float(m.R_open), R_open_source=ex.R_open_source,
                q_max=np.asarray(m.q_max if m.q_max is not None else np.full(m.n_slits, np.nan)).tolist(),
-               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential,
+               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential, link_charge=m.charge,
                R_c=ex.link_R_c.tolist(), gamma=ex.link_gamma.tolist(), projected=ex.projected.tolist())
     if ex.open_law is not None:
         rec.update(gamma_open=ex.open_law.gamma_open, q_max_open=ex.open_law.q_max_open, open_law_r2=ex.open_law.r2)
