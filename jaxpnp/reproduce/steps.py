@@ -473,9 +473,11 @@ def impedance_spectra(config: ReproduceConfig, regime: Regime, model, datadir: P
     z["TLM (gamma = 0)"] = np.asarray(circuits.impedance(tlm, f, charge_fraction=0.0))
     keys = dict(zip(("mpnp", "ncm", "tlm"), z))
     w0 = 2.0 * np.pi * f[0]
-    xr.Dataset({f"impedance_{part}_{k}": ("frequency", getattr(z[label], part), dict(units="ohm m2"))
+    xr.Dataset({f"impedance_{part}_{k}": ("frequency", getattr(z[label], part),
+                                          dict(units="ohm m2", long_name=f"{part} part of Z, {label}"))
                 for k, label in keys.items() for part in ("real", "imag")},
-               coords={"frequency": ("frequency", f, dict(units="Hz"))}).to_netcdf(
+               coords={"frequency": ("frequency", f, dict(units="Hz", long_name="frequency"))},
+               attrs=dict(Conventions="CF-1.10", bias_V=0.0)).to_netcdf(
         datadir / "impedance.nc", engine="h5netcdf")
     figures.impedance_nyquist(f, z, float(model.R_open), IMPEDANCE_SPLIT_HZ, figdir / "impedance_nyquist.png")
     ref = z[keys["mpnp"]]
