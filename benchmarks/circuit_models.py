@@ -1,4 +1,4 @@
-"""Circuit models against the mPNP: the salt-aware NCM (and the NCM) as extracted, nothing fitted to the CV.
+"""Circuit models against the mPNP: the salt-aware models (and the NCM) as extracted, nothing fitted to the CV.
 
 For each regime (cell window 0 -> 0.2 V, the paper's; 0 -> 1 V, the crowded case), 6
 sheets, d = 1.5 nm, the quick reproduce grid (0.25 nm), reservoir boundary:
@@ -6,16 +6,19 @@ sheets, d = 1.5 nm, the quick reproduce grid (0.25 nm), reservoir boundary:
 * the mPNP CV at the reproduce half-period (1000 Debye times) and at 5x and 20x slower
   ones, and with 4 and 8 sheets (runs reused from ``--runs``; computed when missing);
 * ``jaxpnp.equilibrium`` curves of each electrode at several bulk concentrations;
-* ``circuits.from_mpnp(ds, kind="salt", equilibrium=...)`` on the reproduce-rate 6-sheet
-  run, then the same model (no refitting) on the slower runs and, re-assembled with the
-  same per-slit elements, for 4 and 8 sheets;
-* ``circuits.from_mpnp(ds, kind="ncm", equilibrium=...)`` (discovered laws) beside it
-  with ``--ncm``.
+* ``circuits.from_mpnp(ds, kind="salt", equilibrium=...)`` (``circuits.SaltLadder``: the
+  node-potential NCM's laws plus a separator salt balance) on the reproduce-rate 6-sheet
+  run, then the same model (no refitting) on the slower runs and, re-assembled (links
+  along the normalised depth, the new electrode's own equilibrium curves), for 4 and 8 sheets;
+  beside it its variants (salt frozen, series open law, unsaturated links) and the
+  node-potential NCM (same links, the open-space law ``R_open (1 - gamma_open Q/Q_max)``);
+* ``--content``: the ion-content model ``circuits.SaltNCM`` (``salt_model="content"``; slow compile);
+  ``--ncm``: ``circuits.from_mpnp(ds, kind="ncm")`` with the discovered laws (slow: discovery).
 
 NRMSE = RMS(I_model - I_mPNP) / RMS(I_mPNP) over the cycle. Writes
 ``benchmarks/results/circuit_models.json``.
 
-    python benchmarks/circuit_models.py [--runs _runs] [--ncm] [--regimes 0.2 1.0]
+    python benchmarks/circuit_models.py [--runs _runs] [--prefix NAME_] [--content] [--ncm] [--regimes 0.2 1.0]
 """
 
 from __future__ import annotations
@@ -23,16 +26,19 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import sys
 import time
 from pathlib import Path
 
-import jax.numpy as jnp
-import numpy as np
-import xarray as xr
+# the repository first: benchmarks/discovery.py would otherwise shadow the discovery package
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-import circuits
-import jaxpnp
-from circuits._salt_extract import salt_ncm_from_mpnp
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import xarray as xr  # noqa: E402
+
+import circuits  # noqa: E402
+import jaxpnp  # noqa: E402
 
 GRID_NM = 0.25
 HALF_PERIOD_DEBYE = 1000.0
@@ -62,17 +68,17 @@ def mpnp_run(runs: Path, v_max, hp, n_sheets):
     return ds
 
 
-def equilibria(runs: Path, n_sheets):
+def equilibria(runs: Path, n_sheets, prefix="", concentrations=CONCENTRATIONS_M):
     out, cost = [], 0.0
-    for c in CONCENTRATIONS_M:
-        path = runs / f"equilibrium_n{n_sheets}_c{c:g}.nc"
+    for c in concentrations:
+        path = runs / f"{prefix}equilibrium_n{n_sheets}_c{c:g}.nc"
         if path.exists():
             ds = xr.load_dataset(path)
         else:
             t0 = time.perf_counter()
             ds = jaxpnp.equilibrium(jaxpnp.Electrolyte(concentration_M=c), electrode(n_sheets), POTENTIALS_V,
                                     grid_nm=GRID_NM, boundary="reservoir")
-            ds.attrs["wall_s"] = time.perf_counter() - t0
+            ds.attrs["wall_s"] = time.perf_counter() - t0  # contended machine: as measured
             ds.to_netcdf(path, engine="h5netcdf")
         cost += float(ds.attrs.get("wall_s", ds.attrs.get("equilibrium_run_time_s", 0.0)))
         out.append(ds)
@@ -85,8 +91,8 @@ def nrmse(a, b):
 
 
 def with_sheets(model: circuits.SaltNCM, n_slits: int) -> circuits.SaltNCM:
-    """The same per-slit elements for another number of slits: link 0 and node 0 kept, the
-    slits' storage and the inner links' R_c replaced by their means (no refitting)."""
+    """SaltNCM for another number of slits: link 0 and node 0 kept, the slits' storage and the
+    inner links' R_c replaced by their means (no refitting)."""
     st = model.storage
     mean = lambda a: float(np.mean(np.asarray(a)))  # noqa: E731
     slits = circuits.DonnanStorage(np.full(n_slits, mean(st.slits.volume_m)),
@@ -102,72 +108,155 @@ def with_sheets(model: circuits.SaltNCM, n_slits: int) -> circuits.SaltNCM:
     return dataclasses.replace(model, n_slits=n_slits, storage=storage, links=links)
 
 
-def run_circuit(model, ds):
-    cv = jaxpnp.CV(v_min=0.0, v_max=float(ds.attrs["v_max"]), scan_rate_V_s=float(ds.attrs["scan_rate_V_s"]))
-    times = np.asarray(ds["time"])
+def ladder_with_sheets(model: circuits.SaltLadder, ds_new, eq_new) -> circuits.SaltLadder:
+    """SaltLadder for another electrode depth, no refitting: the new electrode's own equilibrium
+    capacitors and uptake; link 0 kept; the inner links' R_c, gamma and Q_max / Q_eq (the charge
+    passed at the vertex over the downstream equilibrium charge at phi_max) interpolated along
+    the normalised depth of the extracted model."""
+    n_new = int(ds_new.sizes["slit"]) - 1
+    cap, C = circuits.equilibrium_capacitor(eq_new)
+    qc, ws = circuits.uptake_tables(eq_new)
+    phi_max = 0.5 * float(ds_new.attrs["v_max"])
+
+    def downstream(capacitor, capacitances, n):
+        with jaxpnp.float64():
+            q = np.asarray(capacitor.charge(jnp.full((n + 1,), phi_max), jnp.asarray(capacitances)))
+        return np.cumsum(q[::-1])[::-1][1:]
+
+    n_old = model.n_slits
+    ratio_old = np.asarray(model.q_max) / downstream(model.capacitor, model.capacitances, n_old)
+    x_old = np.arange(1, n_old) / max(n_old - 1, 1)
+    x_new = np.arange(1, n_new) / max(n_new - 1, 1)
+
+    def along(v):
+        v = np.asarray(v, float)
+        return np.concatenate([v[:1], np.interp(x_new, x_old, v[1:])])
+
+    q_max = along(ratio_old) * downstream(cap, C, n_new)
+    return dataclasses.replace(model, n_slits=n_new, capacitances=np.asarray(C), capacitor=cap, R_c=along(model.R_c),
+                               gamma=along(model.gamma), q_max=q_max, uptake_charge=qc, uptake_salt=ws)
+
+
+def timed(solve, *args, **kw):
+    """(current, first-call s, warm s)."""
     t0 = time.perf_counter()
-    sol = circuits.solve_salt(model, cv, times=times)
+    sol = solve(*args, **kw)
+    np.asarray(sol.current_density)
     first = time.perf_counter() - t0
     t0 = time.perf_counter()
-    sol = circuits.solve_salt(model, cv, times=times)
-    sol.current_density.block_until_ready()
-    again = time.perf_counter() - t0
-    return np.asarray(sol.current_density), first, again
+    sol = solve(*args, **kw)
+    np.asarray(sol.current_density)
+    return np.asarray(sol.current_density), first, time.perf_counter() - t0
+
+
+def cv_of(ds):
+    return jaxpnp.CV(v_min=0.0, v_max=float(ds.attrs["v_max"]), scan_rate_V_s=float(ds.attrs["scan_rate_V_s"]))
+
+
+def node_potential_ncm(ds, eq):
+    """The node-potential NCM: the same links as the SaltLadder, the open-space law on V_0."""
+    R_c, gamma, q_max = circuits.node_potential_links(ds, eq)
+    law = circuits.open_space_law(ds, circuits.node_potentials(ds, eq))
+    cap, C = circuits.equilibrium_capacitor(eq)
+    n = int(ds.sizes["slit"]) - 1
+    return circuits.NCM(n, law.R_open, float(C[0]), C[1:], R_c, gamma, q_max=q_max, capacitor=cap,
+                        allow_gamma_outside_unit=True, gamma_open=min(law.gamma_open, 1.0), q_max_open=law.q_max_open)
+
+
+PREDICTIONS = (("rate/5", 5, 6), ("rate/20", 20, 6), ("4 sheets", 1, 4), ("8 sheets", 1, 8))
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--runs", default="_runs")
+    ap.add_argument("--prefix", default="", help="file-name prefix of the equilibrium Datasets written to --runs")
     ap.add_argument("--regimes", nargs="+", type=float, default=[0.2, 1.0])
+    ap.add_argument("--content", action="store_true", help="also the ion-content SaltNCM (slow compile)")
     ap.add_argument("--ncm", action="store_true", help="also the NCM from the discovered laws (slow: discovery)")
     ap.add_argument("--out", default="benchmarks/results/circuit_models.json")
     args = ap.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
-    result = dict(grid_nm=GRID_NM, half_period_debye=HALF_PERIOD_DEBYE, concentrations_M=list(CONCENTRATIONS_M),
-                  metric="RMS(I_model - I_mPNP) / RMS(I_mPNP), one cycle", regimes={})
-    eq6, eq_cost = equilibria(runs, 6)
+    result = dict(grid_nm=GRID_NM, half_period_debye=HALF_PERIOD_DEBYE,
+                  metric="RMS(I_model - I_mPNP) / RMS(I_mPNP), one cycle",
+                  machine="2-core CPU shared by 4 helpers (contended): wall times as measured", regimes={})
+    eqs = {}
+    t0 = time.perf_counter()
+    eqs[6], eq_cost = equilibria(runs, 6, args.prefix, CONCENTRATIONS_M if args.content else (1.0,))
+    eq_cost_1M = float(eqs[6][0].attrs.get("wall_s", np.nan))
+    for ns in (4, 8):
+        eqs[ns], _ = equilibria(runs, ns, args.prefix, (1.0,))
     for v_max in args.regimes:
         R = result["regimes"][f"{v_max:g}V"] = {}
         base = mpnp_run(runs, v_max, HALF_PERIOD_DEBYE, 6)
+        Im = np.asarray(base["current_density"])
+        times = np.asarray(base["time"])
+        mpnp_s = float(base.attrs.get("solver_run_time_s", np.nan))
         with jaxpnp.float64():
             t0 = time.perf_counter()
-            model, info = salt_ncm_from_mpnp(base, equilibrium=eq6)
+            model = circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6])
             extract_s = time.perf_counter() - t0
-            I, first, again = run_circuit(model, base)
-        Im = np.asarray(base["current_density"])
-        mpnp_s = float(base.attrs.get("solver_run_time_s", np.nan))
-        R["salt_ncm"] = dict(nrmse=nrmse(I, Im), R_c=info["R_c"], storage_misfit=info["storage_misfit"],
-                             extraction_s=extract_s, equilibrium_s=eq_cost, first_call_s=first, solve_s=again,
-                             mpnp_s=mpnp_s, speedup=mpnp_s / again, build_s=extract_s + eq_cost + first)
-        print(f"{v_max:g} V: SaltNCM as extracted NRMSE {R['salt_ncm']['nrmse']:.4f}; solve {again:.3f} s vs mPNP "
-              f"{mpnp_s:.1f} s ({mpnp_s / again:.0f}x); build {R['salt_ncm']['build_s']:.1f} s", flush=True)
-        frozen = dataclasses.replace(model, salt="frozen")
+            I, first, warm = timed(circuits.solve, model, cv_of(base), times=times)
+            t0 = time.perf_counter()
+            circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6])
+            extract_again = time.perf_counter() - t0
+        R["salt_ladder"] = dict(
+            nrmse=nrmse(I, Im), parameters=model.parameters(), extraction_s=extract_s,
+            equilibrium_s=eq_cost_1M, first_call_s=first, solve_s=warm, mpnp_s=mpnp_s, speedup=mpnp_s / warm,
+            build_cold_s=eq_cost_1M + extract_s + first, build_warm_s=extract_again + warm,
+            build_cold_without_equilibrium_s=extract_s + first)
+        print(f"{v_max:g} V: SaltLadder as extracted NRMSE {R['salt_ladder']['nrmse']:.4f}; solve {warm:.3f} s vs "
+              f"mPNP {mpnp_s:.1f} s ({mpnp_s / warm:.0f}x); build cold {R['salt_ladder']['build_cold_s']:.1f} s "
+              f"(equilibrium {eq_cost_1M:.1f}, extraction {extract_s:.1f}, first call {first:.1f}), warm "
+              f"{R['salt_ladder']['build_warm_s']:.2f} s", flush=True)
+        variants = {"salt_ladder_frozen_salt": dict(salt="frozen"), "salt_ladder_series_open_law": dict(open_law="series"),
+                    "salt_ladder_unsaturated_links": dict(saturate=False),
+                    "salt_ladder_equilibrium_salt_release": dict(salt_release="equilibrium"),
+                    "salt_ladder_4_separator_nodes": dict(separator_nodes=4),
+                    "salt_ladder_16_separator_nodes": dict(separator_nodes=16)}
+        for name, change in variants.items():
+            with jaxpnp.float64():
+                Iv = np.asarray(circuits.solve(dataclasses.replace(model, **change), cv_of(base),
+                                               times=times).current_density)
+            R[name] = dict(nrmse=nrmse(Iv, Im), change={k: str(v) for k, v in change.items()})
+            print(f"   {name}: {R[name]['nrmse']:.4f}", flush=True)
         with jaxpnp.float64():
-            If, _, _ = run_circuit(frozen, base)
-        R["salt_ncm_frozen_salt"] = dict(nrmse=nrmse(If, Im))
-        print(f"   same model, salt frozen at c0: {R['salt_ncm_frozen_salt']['nrmse']:.4f}", flush=True)
+            ncm = node_potential_ncm(base, eqs[6][0])
+            In, first_n, warm_n = timed(circuits.solve, ncm, cv_of(base), times=times)
+        R["ncm_node_potential"] = dict(nrmse=nrmse(In, Im), first_call_s=first_n, solve_s=warm_n,
+                                       gamma_open=float(ncm.gamma_open))
+        print(f"   node-potential NCM (same links, open-space law): {R['ncm_node_potential']['nrmse']:.4f}", flush=True)
         preds = R["predictions"] = {}
-        for label, hp, ns in (("rate/5", 5 * HALF_PERIOD_DEBYE, 6), ("rate/20", 20 * HALF_PERIOD_DEBYE, 6),
-                              ("4 sheets", HALF_PERIOD_DEBYE, 4), ("8 sheets", HALF_PERIOD_DEBYE, 8)):
-            ds = mpnp_run(runs, v_max, hp, ns)
-            m = model if ns == 6 else with_sheets(model, ns - 1)
+        for label, slower, ns in PREDICTIONS:
+            ds = mpnp_run(runs, v_max, slower * HALF_PERIOD_DEBYE, ns)
             try:
                 with jaxpnp.float64():
-                    Ip, _, t_p = run_circuit(m, ds)
+                    m = model if ns == 6 else ladder_with_sheets(model, ds, eqs[ns][0])
+                    Ip, _, t_p = timed(circuits.solve, m, cv_of(ds), times=np.asarray(ds["time"]))
                 preds[label] = dict(nrmse=nrmse(Ip, ds["current_density"]), solve_s=t_p,
                                     mpnp_s=float(ds.attrs.get("solver_run_time_s", np.nan)))
             except Exception as err:  # noqa: BLE001 - reported, the rest goes on
                 preds[label] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")
             print(f"   prediction {label}: {preds[label]}", flush=True)
+        if args.content:
+            try:
+                with jaxpnp.float64():
+                    t0 = time.perf_counter()
+                    content = circuits.from_mpnp(base, kind="salt", salt_model="content", equilibrium=eqs[6])
+                    ext = time.perf_counter() - t0
+                    Ic, first_c, warm_c = timed(circuits.solve, content, cv_of(base), times=times)
+                R["salt_ncm_content"] = dict(nrmse=nrmse(Ic, Im), extraction_s=ext, first_call_s=first_c,
+                                             solve_s=warm_c, equilibrium_s=eq_cost)
+            except Exception as err:  # noqa: BLE001
+                R["salt_ncm_content"] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")
+            print(f"   ion-content SaltNCM: {R['salt_ncm_content']}", flush=True)
         if args.ncm:
             try:
                 with jaxpnp.float64():
                     t0 = time.perf_counter()
-                    ncm = circuits.from_mpnp(base, kind="ncm", equilibrium=eq6[0])
+                    ncm = circuits.from_mpnp(base, kind="ncm", equilibrium=eqs[6][0])
                     ncm_build = time.perf_counter() - t0
-                    cv = protocol(v_max, HALF_PERIOD_DEBYE)
-                    sim = circuits.simulate(ncm, cv, times=np.asarray(base["time"]))
+                    sim = circuits.simulate(ncm, cv_of(base), times=times)
                 R["ncm_discovered"] = dict(nrmse=nrmse(sim["current_density"], Im), build_s=ncm_build)
             except Exception as err:  # noqa: BLE001
                 R["ncm_discovered"] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")

@@ -145,6 +145,17 @@ def part_vmap(args, deadline):
     return out
 
 
+def _timed(fn, reps):
+    """Median wall and process-CPU seconds of ``reps`` warm calls (``fn`` returns a float)."""
+    wall, cpu = [], []
+    for _ in range(reps):
+        w0, c0 = time.perf_counter(), time.process_time()
+        fn()
+        wall.append(time.perf_counter() - w0)
+        cpu.append(time.process_time() - c0)
+    return float(np.median(wall)), float(np.median(cpu)), wall, cpu
+
+
 def part_grad(args, deadline, forward_only=False):
     import jax
 
@@ -154,19 +165,20 @@ def part_grad(args, deadline, forward_only=False):
     h = args.grad_grid
     vertex = cv.half_period
     times = np.array([0.5 * vertex, vertex])
+    load0 = os.getloadavg()[0]
     with jaxpnp.float64():
         run = _vertex_run(lambda e: jaxpnp.Electrolyte(relative_permittivity=e), electrode, cv, h, times)
         charge = jax.jit(lambda e: run(e)[0][-1])
         t0 = time.perf_counter()
         q = float(charge(78.5))
         fwd_first = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        float(charge(78.5))
-        fwd = time.perf_counter() - t0
-        out = dict(grid_nm=h, charge_C_m2=q, forward_first_call_s=fwd_first, forward_s=fwd)
+        fwd, fwd_cpu, fwd_all, fwd_cpu_all = _timed(lambda: float(charge(78.5)), args.reps)
+        out = dict(grid_nm=h, charge_C_m2=q, forward_first_call_s=fwd_first, forward_s=fwd,
+                   forward_cpu_s=fwd_cpu, forward_runs_s=fwd_all, reps=args.reps)
         if forward_only:
             out.update(_peak_memory_mb())
             return out
+        fwd2_all = fwd2_cpu_all = []
         step = 1e-3
         t0 = time.perf_counter()
         fd = (float(charge(78.5 + step)) - float(charge(78.5 - step))) / (2 * step)
@@ -175,11 +187,16 @@ def part_grad(args, deadline, forward_only=False):
         t0 = time.perf_counter()
         g = float(grad(78.5))
         out["grad_first_call_s"] = time.perf_counter() - t0
-        t0 = time.perf_counter()
-        float(grad(78.5))
-        out["grad_s"] = time.perf_counter() - t0
+        out["grad_s"], out["grad_cpu_s"], out["grad_runs_s"], _ = _timed(lambda: float(grad(78.5)), args.reps)
+        # the forward again after the gradient: contention drifts, so bracket the gradient
+        fwd2, fwd2_cpu, fwd2_all, fwd2_cpu_all = _timed(lambda: float(charge(78.5)), args.reps)
+        out.update(forward_after_s=fwd2, forward_after_cpu_s=fwd2_cpu, forward_after_runs_s=fwd2_all)
+    fwd_med = float(np.median(fwd_all + fwd2_all))
+    fwd_cpu_med = float(np.median(fwd_cpu_all + fwd2_cpu_all))
     out.update(grad=g, central_fd=fd, relative_difference=abs(g - fd) / abs(fd),
-               grad_over_forward=out["grad_s"] / fwd, **_peak_memory_mb())
+               grad_over_forward=out["grad_s"] / fwd_med,
+               grad_over_forward_cpu=out["grad_cpu_s"] / fwd_cpu_med,
+               load_average_start=load0, load_average_end=os.getloadavg()[0], **_peak_memory_mb())
     print("grad", json.dumps(out), flush=True)
     return out
 
@@ -198,6 +215,7 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--vmap-points", type=int, default=20)
     ap.add_argument("--grad-grid", type=float, default=0.25)
+    ap.add_argument("--reps", type=int, default=3, help="warm calls timed per measurement (median)")
     ap.add_argument("--budget", type=float, default=1e9, help="seconds for all parts together")
     ap.add_argument("--quick", action="store_true", help="a tiny network and grid (checks the script)")
     ap.add_argument("--part", default=None, help=argparse.SUPPRESS)  # child process
@@ -210,6 +228,7 @@ def main(argv=None):
         args.points = 16
         args.batch = min(args.batch, 2)
         args.vmap_points = 4
+        args.reps = 1
     if args.part:  # child: one part, JSON on the last stdout line
         print("RESULT " + json.dumps(PARTS[args.part](args, args.deadline)), flush=True)
         return
@@ -228,7 +247,9 @@ def main(argv=None):
         cmd = [sys.executable, __file__, "--part", part, "--deadline", str(deadline)] + (argv or sys.argv[1:])
         t0 = time.perf_counter()
         try:  # a part still running at the deadline is stopped and recorded as such
-            proc = subprocess.run(cmd, capture_output=True, text=True, timeout=max(deadline - time.time(), 1))
+            left = deadline - time.time()
+            proc = subprocess.run(cmd, capture_output=True, text=True,
+                                  timeout=max(left, 1) if left < 1e6 else None)
         except subprocess.TimeoutExpired as stop:
             partial = stop.stdout.decode() if isinstance(stop.stdout, bytes) else (stop.stdout or "")
             result["parts"][part] = dict(error="stopped at the budget", output=partial[-2000:])

@@ -16,11 +16,13 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
-from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, at_depth, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
                     IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
+from ._salt_ladder import SaltLadder, SaltLadderSolution, salt_ladder_to_dataset, simulate_salt_ladder, solve_salt_ladder
+from ._salt_extract import node_potential_links, salt_ladder_from_mpnp, uptake_tables
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sharding import sharded_vmap
@@ -28,6 +30,14 @@ from ._sweeps import cv_asymmetry, passed_q_max, peak_map
 from . import plot
 
 __all__ = [
+    "SaltLadder",
+    "SaltLadderSolution",
+    "salt_ladder_to_dataset",
+    "simulate_salt_ladder",
+    "solve_salt_ladder",
+    "node_potential_links",
+    "salt_ladder_from_mpnp",
+    "uptake_tables",
     "AbstractSaltLinks",
     "AbstractSaltStorage",
     "CapacitorStorage",
@@ -42,6 +52,7 @@ __all__ = [
     "simulate_salt",
     "solve_salt",
     "Extraction",
+    "at_depth",
     "FROM_MPNP_KINDS",
     "OpenSpaceLaw",
     "equilibrium_capacitor",

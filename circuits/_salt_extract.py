@@ -25,8 +25,11 @@ import xarray as xr
 from scipy.integrate import cumulative_trapezoid
 from scipy.optimize import least_squares
 
+import discovery
 from jaxpnp import float64
 
+from . import _extract  # circular: _extract imports this module; its functions are used at call time only
+from ._salt_ladder import SaltLadder
 from ._salt import (DonnanStorage, Env, IonContentLinks, PlanarStorage, SaltNCM, SplitStorage,
                     separator_volume_in_line)
 
@@ -260,3 +263,91 @@ def salt_ncm_from_mpnp(ds, *, equilibrium, R_c=None, separator_nodes: int = DEFA
                     temperature_K=float(a["temperature_K"]), separator_nodes=int(separator_nodes),
                     boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
     return model, dict(storage_misfit=misfit, R_c=R_c.tolist(), gamma=np.asarray(model.links.gamma).tolist())
+
+
+# ----------------------------------------------------------------------------
+# SaltLadder: the node-potential NCM's laws plus a separator salt balance (the default kind="salt")
+# ----------------------------------------------------------------------------
+
+
+def _run_equilibrium(equilibrium, ds) -> xr.Dataset:
+    """The equilibrium Dataset at the run's bulk concentration (one of several welcome)."""
+    eqs = _equilibria(equilibrium)
+    c_run = float(ds.attrs["concentration_M"])
+    for e in eqs:
+        if abs(float(e.attrs["concentration_M"]) - c_run) <= 1e-9 * c_run:
+            return e
+    raise ValueError(f"no equilibrium Dataset at the run's concentration {c_run} M "
+                     f"(got {[float(e.attrs['concentration_M']) for e in eqs]})")
+
+
+def uptake_tables(equilibrium: xr.Dataset):
+    """``(q (n+1, P) C/m^2, w (n+1, P) mol/m^2)``: each node's equilibrium charge (electrode side,
+    strictly increasing from 0) and excess ion content ``N(phi_m) - N(0)`` there."""
+    if "slit_ion_content" not in equilibrium:
+        raise ValueError("equilibrium Dataset lacks 'slit_ion_content' (expected jaxpnp.equilibrium output)")
+    phi = np.asarray(equilibrium["potential"], float)
+    if not np.any(phi == 0.0):
+        raise ValueError("the salt uptake needs the 0 V equilibrium point (the uncharged ion content)")
+    keep = phi >= 0.0
+    order = np.argsort(phi[keep])
+    q = -np.asarray(equilibrium["slit_charge"].transpose("potential", "slit"), float)[keep][order]
+    N = np.asarray(equilibrium["slit_ion_content"].transpose("potential", "slit"), float)[keep][order]
+    q = np.maximum.accumulate(q - q[0], axis=0)
+    w = N - N[0]
+    # strictly increasing charges (a crowded node's curve may be flat to rounding)
+    ramp = 1e-9 * np.max(np.abs(q), axis=0, keepdims=True) * np.arange(q.shape[0])[:, None]
+    return (q + ramp).T.copy(), w.T.copy()
+
+
+def node_potential_links(ds, equilibrium: xr.Dataset):
+    """``(R_c, gamma, q_max)`` per link (n,): the paper's law ``R_c (1 - gamma Q/Q_max)`` on the circuit
+    node potentials, by the discovery's integral-form least squares over the charging half-cycle
+    (``discovery.paper_form_projection``; what a discovered paper-form law reduces to); ``Q_max`` the
+    discovery's charge scale (the largest charge passed while charging)."""
+    V = _extract.node_potentials(ds, equilibrium)
+    prepared = discovery.prepare(ds.assign(node_potential=(("time", "slit"), V)), slits="all",
+                                 potential="node_potential")
+    n = int(ds.sizes["slit"]) - 1
+    fits = [discovery.paper_form_projection(prepared, i) for i in range(n)]
+    R_c = np.array([f[0] for f in fits])
+    gamma = np.array([f[1] for f in fits])
+    q_max = np.asarray(prepared["charge_scale"].sel(link=list(range(n))), float)
+    if not np.all(np.isfinite(R_c) & (R_c > 0)):
+        raise ValueError(f"a link has no positive small-charge resistance on the node potentials: R_c = {R_c}")
+    return R_c, gamma, q_max
+
+
+def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
+                          saturate: bool = True, salt_release="none", links=None, laws=None, engine=None, seed=None,
+                          discovery_options=None):
+    """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
+
+    Capacitors (``circuits.equilibrium_capacitor``) and salt uptake (:func:`uptake_tables`) from the
+    ``equilibrium`` Dataset at the run's concentration; links by :func:`node_potential_links` (or
+    ``links=(R_c, gamma, q_max)``); ``R_open`` the separator's bulk resistance ``L/kappa``; the
+    separator ``snapped_separator_nm`` long in ``separator_nodes`` nodes. gamma above 1 is held at
+    0.999 (a resistance that would vanish before ``Q_max``). ``laws``/``engine``/``seed``/
+    ``discovery_options`` (what ``from_mpnp`` passes) are unused: the laws' paper form comes from the
+    node potentials here (a mid-slit law does not apply to node potentials).
+    """
+    eq = _run_equilibrium(equilibrium, ds)
+    n = int(ds.sizes["slit"]) - 1
+    if int(eq.sizes["slit"]) != n + 1:
+        raise ValueError(f"equilibrium has {int(eq.sizes['slit'])} regions, the run {n + 1}")
+    capacitor, C = _extract.equilibrium_capacitor(eq)
+    R_c, gamma, q_max = node_potential_links(ds, eq) if links is None else (np.asarray(v, float) for v in links)
+    gamma = np.minimum(np.broadcast_to(gamma, (n,)), 0.999)
+    qc, ws = uptake_tables(eq)
+    a = ds.attrs
+    model = SaltLadder(n, _extract.separator_resistance(ds), np.asarray(C), np.broadcast_to(R_c, (n,)), gamma,
+                       np.broadcast_to(q_max, (n,)), qc, ws,
+                       separator_m=float(a["snapped_separator_nm"]) * 1e-9, concentration_M=float(a["concentration_M"]),
+                       ion_diameter_nm=float(a["ion_diameter_nm"]), diffusivity_m2_s=float(a["diffusivity_m2_s"]),
+                       anion_diffusivity_m2_s=float(a.get("anion_diffusivity_m2_s", a["diffusivity_m2_s"])),
+                       temperature_K=float(a["temperature_K"]), capacitor=capacitor,
+                       separator_nodes=int(separator_nodes), open_law=open_law, saturate=bool(saturate),
+                       salt_release=salt_release,
+                       boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
+    return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
+                       R_open=float(model.R_open), capacitance=np.asarray(C).tolist())

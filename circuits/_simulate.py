@@ -42,6 +42,7 @@ from ._fast import fixed_grid, flat_steps, graded_grid, ros2_integrate, ros2_int
 from ._kernel import LadderKernel
 from ._ncm import AbstractLadder, LinearCapacitor, TabulatedCapacitor, resolve_q_max
 from ._salt import SaltNCM, simulate_salt, solve_salt
+from ._salt_ladder import SaltLadder, simulate_salt_ladder, solve_salt_ladder
 
 
 class Solution(eqx.Module):
@@ -70,7 +71,7 @@ def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
     q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
     return LadderKernel(model=model, capacitance=c, inv_capacitance=1.0 / c, scale=charge,
                         rate=drive.duration_s / charge, q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
-                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node",
+                        voltage=drive.controls == "voltage", charge_mode=getattr(model, "charge", "link"),
                         linear=isinstance(model.capacitor_law(), LinearCapacitor))
 
 
@@ -178,7 +179,7 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
         it_b, it_f = iter(bleaves), iter(fixed_leaves)
         m = jax.tree_util.tree_unflatten(treedef, [next(it_b) if f else next(it_f) for f in flags])
         kernel = LadderKernel(model=m, voltage=drive.controls == "voltage",
-                              node_mode=getattr(model, "charge", "link") == "node",
+                              charge_mode=getattr(model, "charge", "link"),
                               linear=isinstance(model.capacitor_law(), LinearCapacitor), **cs)
         return ros2_integrate_batched(kernel, h, v0, v1, out_index, n_out)
 
@@ -308,6 +309,9 @@ def solve(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, times
     if isinstance(model, SaltNCM):  # the salt-aware model has its own (adaptive) solver
         return solve_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
                           rtol=rtol, atol=atol, max_steps=max_steps, adjoint=adjoint)
+    if isinstance(model, SaltLadder):  # the NCM ladder with a separator salt balance: its own ROS2
+        return solve_salt_ladder(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
+                                 **({} if steps is None else dict(steps=steps)))
     if not isinstance(model, AbstractLadder):
         raise TypeError(f"model must be a circuits NCM or TLM, got {type(model).__name__}")
     if method not in ("adaptive", "fixed", "fast"):
@@ -380,5 +384,7 @@ def simulate(model: AbstractLadder, protocol, *, points_per_cycle: int = 200, ti
     if isinstance(model, SaltNCM):
         return simulate_salt(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method,
                              **solver_options)
+    if isinstance(model, SaltLadder):
+        return simulate_salt_ladder(model, protocol, points_per_cycle=points_per_cycle, times=times, **solver_options)
     sol = solve(model, protocol, points_per_cycle=points_per_cycle, times=times, method=method, **solver_options)
     return to_dataset(sol, model, protocol, method=method)

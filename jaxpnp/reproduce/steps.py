@@ -230,7 +230,7 @@ def _circuit_record(ex: circuits.Extraction) -> dict:
     rec = dict(n_slits=m.n_slits, C_open=float(ex.capacitance[0]), C_slit=ex.capacitance[1:].tolist(),
                C_total=float(np.sum(ex.capacitance)), R_open=float(m.R_open), R_open_source=ex.R_open_source,
                q_max=np.asarray(m.q_max if m.q_max is not None else np.full(m.n_slits, np.nan)).tolist(),
-               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential,
+               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential, link_charge=m.charge,
                R_c=ex.link_R_c.tolist(), gamma=ex.link_gamma.tolist(), projected=ex.projected.tolist())
     if ex.open_law is not None:
         rec.update(gamma_open=ex.open_law.gamma_open, q_max_open=ex.open_law.q_max_open, open_law_r2=ex.open_law.r2)
@@ -317,7 +317,7 @@ def salt_model(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, equil
     try:
         sim = circuits.simulate(model, protocol_for(config, regime), times=np.asarray(paper["time"]))
     except Exception as err:  # noqa: BLE001 - the model is built; its stiff crowded limit may defeat the solver
-        return SaltModel(available=False, note=f"SaltNCM solver failed: {type(err).__name__}: "
+        return SaltModel(available=False, note=f"salt model ({type(model).__name__}) solver failed: {type(err).__name__}: "
                          f"{' '.join(str(err).split())[:160]}", model=model.parameters())
     return SaltModel(available=True, nrmse=jaxpnp.nrmse(sim["current_density"], paper["current_density"]),
                      model=model.parameters())
@@ -358,7 +358,7 @@ def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built:
     R_c0 = _fit_start(disc)
     m = built.headline_model
     start = circuits.NCM(m.n_slits, m.R_open, m.C_open, m.C_slit, R_c0, 0.5, q_max=m.q_max, capacitor=m.capacitor,
-                         gamma_open=m.gamma_open, q_max_open=m.q_max_open)
+                         gamma_open=m.gamma_open, q_max_open=m.q_max_open, charge=m.charge)
     res, fit_s = _timed(lambda: circuits.fit(start, paper, params=("R_c", "gamma"), protocol=cv, steps=config.fit_steps,
                                              polish=config.fit_polish_steps > 0,
                                              polish_steps=max(config.fit_polish_steps, 1), progress=progress))

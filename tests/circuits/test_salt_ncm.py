@@ -175,7 +175,7 @@ def test_from_mpnp_salt_recovers_a_known_model():
                       "electrode_potential": ("time", 0.5 * np.asarray(sol.cell_voltage)),
                       "current_density": ("time", np.asarray(sol.current_density))},
                      coords={"time": np.asarray(sol.time), "slit": np.arange(n + 1)}, attrs=attrs)
-    model = circuits.from_mpnp(run, kind="salt", equilibrium=eqs)
+    model = circuits.from_mpnp(run, kind="salt", salt_model="content", equilibrium=eqs)
     assert isinstance(model, circuits.SaltNCM) and model.n_slits == n
     st = model.storage
     np.testing.assert_allclose(np.asarray(st.slits.volume_m), [1.4e-9, 1.6e-9], rtol=1e-3)

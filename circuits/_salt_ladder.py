@@ -1,0 +1,422 @@
+"""The NCM ladder with a separator salt balance (``SaltLadder``): the default salt-aware model.
+
+Topology (one electrode, per unit projected area, SI): the NCM of ``_ncm`` (the
+open-space branch into node 0, links ``i`` from node ``i`` to ``i+1``, node
+capacitors ``q_k(u_k)``), plus a line of ``m`` neutral separator nodes carrying the
+bulk salt between the reservoir (concentration ``c0``) and the electrode:
+
+* salt: the electrode nodes take up, as they charge, their equilibrium excess ion
+  content ``w_k(q_k)`` (cations + anions above the uncharged state, mol/m^2, from
+  ``jaxpnp.equilibrium``'s ``slit_ion_content`` against ``slit_charge``); with
+  ``salt_release="none"`` (default) they keep it while they discharge within the run
+  (the mPNP's total salt keeps rising through its discharge half at 1 V and the
+  separator next to the electrode returns to about c0, not above it), with
+  ``"equilibrium"`` they hold ``w_k(q_k)`` at all times. What they take up leaves the
+  separator's last node; the separator's salt
+  diffuses ambipolarly with the Bikerman activity (total-ion flux ``-2 D_s dPhi/dx``,
+  ``Phi(c) = -ln(1 - nu c)/nu``, ``nu = 2 a^3 N_A``, ``D_s = 2 D+ D- / (D+ + D-)``), from
+  the reservoir (``boundary="reservoir"``) or with none through the mid-plane
+  (``"symmetric"``, the closed cell);
+* charge: the open-space branch is the separator's bulk resistance ``R_open`` (at
+  ``c0``) times ``c0 / c_end`` (``open_law="end"``: the concentration of the node next to
+  the electrode, where the salt runs short) or ``mean(c0 / c_j)`` (``"series"``: the
+  separator's series resistance). The links are the NCM's ``R_c (1 - gamma Q/Q_max)``,
+  with ``Q`` held at ``Q_max`` beyond it (``saturate=True``: the law is not extrapolated
+  past the largest charge of the data it was found on).
+
+With ``salt="frozen"`` the concentrations stay at ``c0`` and the model is the NCM
+(``gamma_open = 0``; exactly, tested). State: the NCM's link charges scaled by the
+charge of the whole swing, then the separator nodes' salt (``SaltLadder.state_parts``). Integration: ROS2 (the NCM's
+Rosenbrock scheme) on the graded grid of ``circuits.step_grid(method="fast")`` with a
+dense Jacobian (``n + 1 + m`` unknowns, LU): one compiled ``lax.scan``, differentiable.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import xarray as xr
+from jaxtyping import Array, Float
+
+from jaxpnp import float64, protocol_attrs, to_cf
+from jaxpnp._electrolyte import AVOGADRO, ELEMENTARY_CHARGE
+
+from ._drive import drive_from_protocol, output_times
+from ._fast import flat_steps, graded_grid
+from ._kernel import ROS2_GAMMA
+from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor, TabulatedCapacitor, _as_param,
+                   _check_n_slits, _check_param, _is_traced)
+
+FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
+SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
+
+
+def _table(a, xp, fp):
+    """Row-wise piecewise-linear ``f(a)`` through ``(xp, fp)`` (rows: nodes), extended with the end
+    segments' slopes; returns ``(value, slope)``. The segment index counts the inner knots at or
+    below ``a`` (short tables: no search loop in the compiled step)."""
+    i = jnp.sum(xp[:, 1:-1] <= a[:, None], axis=1)[:, None]
+    x0, x1 = jnp.take_along_axis(xp, i, 1)[:, 0], jnp.take_along_axis(xp, i + 1, 1)[:, 0]
+    f0, f1 = jnp.take_along_axis(fp, i, 1)[:, 0], jnp.take_along_axis(fp, i + 1, 1)[:, 0]
+    slope = (f1 - f0) / (x1 - x0)
+    return f0 + slope * (a - x0), slope
+
+
+class SaltLadder(eqx.Module):
+    """NCM ladder + separator salt line (see the module docstring).
+
+    ``SaltLadder(n_slits, R_open, capacitances, R_c, gamma, q_max, uptake_charge, uptake_salt, *,
+    separator_m, concentration_M=1.0, ion_diameter_nm=0.66, diffusivity_m2_s=2e-9,
+    anion_diffusivity_m2_s=None, capacitor=None, separator_nodes=8, boundary="reservoir",
+    salt="dynamic", open_law="end", saturate=True, salt_release="none")``
+
+    ``R_open`` (ohm m^2): the open-space branch at ``c0``; ``capacitances`` (n+1,) F/m^2 and
+    ``capacitor`` (a capacitor law, e.g. ``TabulatedCapacitor``; linear by default) as the
+    NCM's; ``R_c`` (ohm m^2), ``gamma``, ``q_max`` (C/m^2): per link (n,) or scalars;
+    ``uptake_charge`` / ``uptake_salt`` (n+1, P): each node's equilibrium charge (C/m^2,
+    increasing from 0) and excess ion content there (mol/m^2, 0 at 0), even in the charge.
+    """
+
+    n_slits: int = eqx.field(static=True)
+    R_open: Any = eqx.field(converter=_as_param)
+    capacitances: Any = eqx.field(converter=_as_param)
+    R_c: Any = eqx.field(converter=_as_param)
+    gamma: Any = eqx.field(converter=_as_param)
+    q_max: Any = eqx.field(converter=_as_param)
+    uptake_charge: Any = eqx.field(converter=_as_param)
+    uptake_salt: Any = eqx.field(converter=_as_param)
+    separator_m: Any = eqx.field(converter=_as_param, kw_only=True)
+    concentration_M: Any = eqx.field(converter=_as_param, default=1.0, kw_only=True)
+    ion_diameter_nm: Any = eqx.field(converter=_as_param, default=0.66, kw_only=True)
+    diffusivity_m2_s: Any = eqx.field(converter=_as_param, default=2e-9, kw_only=True)
+    anion_diffusivity_m2_s: Any = eqx.field(converter=_as_param, default=None, kw_only=True)
+    temperature_K: Any = eqx.field(converter=_as_param, default=298.15, kw_only=True)
+    capacitor: AbstractCapacitor | None = eqx.field(default=None, kw_only=True)
+    separator_nodes: int = eqx.field(static=True, default=8, kw_only=True)
+    boundary: Literal["reservoir", "symmetric"] = eqx.field(static=True, default="reservoir", kw_only=True)
+    salt: Literal["dynamic", "frozen"] = eqx.field(static=True, default="dynamic", kw_only=True)
+    open_law: Literal["end", "series"] = eqx.field(static=True, default="end", kw_only=True)
+    saturate: bool = eqx.field(static=True, default=True, kw_only=True)
+    salt_release: Literal["equilibrium", "none"] = eqx.field(static=True, default="none", kw_only=True)
+    resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR, kw_only=True)
+
+    def __check_init__(self):
+        n = _check_n_slits("SaltLadder", self.n_slits)
+        _check_param("SaltLadder", "R_open", self.R_open, 1, positive=True)
+        _check_param("SaltLadder", "capacitances", self.capacitances, n + 1, positive=True)
+        _check_param("SaltLadder", "R_c", self.R_c, n, positive=True)
+        _check_param("SaltLadder", "gamma", self.gamma, n, positive=False, upper=1.0)
+        _check_param("SaltLadder", "q_max", self.q_max, n, positive=True)
+        for name in ("separator_m", "concentration_M", "ion_diameter_nm", "diffusivity_m2_s", "temperature_K"):
+            _check_param("SaltLadder", name, getattr(self, name), 1, positive=True)
+        _check_param("SaltLadder", "anion_diffusivity_m2_s", self.anion_diffusivity_m2_s, 1, positive=True)
+        if isinstance(self.separator_nodes, bool) or not isinstance(self.separator_nodes, int) \
+                or self.separator_nodes < 1:
+            raise ValueError(f"SaltLadder.separator_nodes must be an integer >= 1, got {self.separator_nodes!r}")
+        for name, allowed in (("boundary", ("reservoir", "symmetric")), ("salt", ("dynamic", "frozen")),
+                              ("open_law", ("end", "series")), ("salt_release", ("equilibrium", "none"))):
+            if getattr(self, name) not in allowed:
+                raise ValueError(f"SaltLadder.{name} must be one of {allowed}, got {getattr(self, name)!r}")
+        if self.capacitor is not None and not isinstance(self.capacitor, AbstractCapacitor):
+            raise ValueError(f"SaltLadder.capacitor must be a circuits capacitor law, got {type(self.capacitor).__name__}")
+        if not _is_traced(self.uptake_charge) and not _is_traced(self.uptake_salt):
+            qc, ws = np.asarray(self.uptake_charge, float), np.asarray(self.uptake_salt, float)
+            if qc.ndim != 2 or qc.shape[0] != n + 1 or qc.shape != ws.shape or qc.shape[1] < 2:
+                raise ValueError(f"SaltLadder: uptake_charge and uptake_salt must both be ({n + 1}, P >= 2), "
+                                 f"got {qc.shape} and {ws.shape}")
+            if not (np.all(np.isfinite(qc)) and np.all(np.isfinite(ws))):
+                raise ValueError("SaltLadder: the uptake tables must be finite")
+            if np.any(qc[:, 0] != 0) or np.any(ws[:, 0] != 0) or np.any(np.diff(qc, axis=1) <= 0):
+                raise ValueError("SaltLadder: uptake tables start at (0, 0) and the charges increase strictly")
+        if not _is_traced(self.concentration_M) and not _is_traced(self.ion_diameter_nm):
+            nu = 2.0 * (float(self.ion_diameter_nm) * 1e-9) ** 3 * float(self.concentration_M) * 1e3 * AVOGADRO
+            if nu >= 1.0:
+                raise ValueError(f"SaltLadder: bulk packing 2 a^3 c0 = {nu:.3f} >= 1")
+
+    # ---- the pieces ------------------------------------------------------
+    def capacitor_law(self) -> AbstractCapacitor:
+        return LinearCapacitor() if self.capacitor is None else self.capacitor
+
+    def _c0(self):
+        return jnp.asarray(self.concentration_M) * 1e3  # mol/m^3
+
+    def _diffusivities(self):
+        dp = jnp.asarray(self.diffusivity_m2_s)
+        dm = dp if self.anion_diffusivity_m2_s is None else jnp.asarray(self.anion_diffusivity_m2_s)
+        return dp, dm
+
+    def salt_diffusivity(self):
+        """Ambipolar salt diffusivity ``2 D+ D- / (D+ + D-)`` (m^2/s)."""
+        dp, dm = self._diffusivities()
+        return 2.0 * dp * dm / (dp + dm)
+
+    def _activity_potential(self, c):
+        """``Phi(c) = -ln(1 - nu c) / nu`` (mol/m^3): the total-ion flux is ``-2 D_s dPhi/dx`` (Bikerman bulk)."""
+        nu = 2.0 * (jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO
+        return -jnp.log1p(-nu * c) / nu
+
+    def node_voltage(self, q):
+        """Double-layer voltage (V, (n+1,)) of every node at charges ``q`` (C/m^2): the capacitor law's.
+
+        A :class:`TabulatedCapacitor` is evaluated here by its own rule (odd, piecewise linear, end
+        slopes beyond the table) with a knot count instead of ``jnp.interp``'s search: the same
+        values, a much smaller compiled step (it sits inside the Jacobian of every ROS2 step)."""
+        cap = jnp.broadcast_to(jnp.asarray(self.capacitances), q.shape)
+        law = self.capacitor_law()
+        if not isinstance(law, TabulatedCapacitor):
+            return law.voltage(q, cap)
+        xp = jnp.broadcast_to(jnp.asarray(law.shape_V), (q.shape[0], jnp.asarray(law.voltage_V).shape[0]))
+        fp = jnp.broadcast_to(jnp.asarray(law.voltage_V), xp.shape)
+        value, _ = _table(jnp.abs(q / cap), xp, fp)
+        return jnp.sign(q) * value
+
+    def uptake_and_slope(self, q):
+        """Excess ion content (mol/m^2, (n+1,)) of the nodes at node charges ``q`` (C/m^2), even in ``q``,
+        and its derivative ``dw/dq`` (mol/C): piecewise linear in the table, extended with the end slopes."""
+        value, slope = _table(jnp.abs(q), jnp.asarray(self.uptake_charge), jnp.asarray(self.uptake_salt))
+        return value, slope * jnp.sign(q)
+
+    def uptake(self, q):
+        """Excess ion content (mol/m^2, (n+1,)) of the nodes at node charges ``q`` (C/m^2): even in ``q``."""
+        return self.uptake_and_slope(q)[0]
+
+    def link_resistance(self, link_charge):
+        """``R_c (1 - gamma Q/Q_max)`` (ohm m^2), ``Q`` held at ``Q_max`` beyond it when ``saturate``, floored."""
+        q_max = jnp.asarray(self.q_max)
+        Q = jnp.minimum(link_charge, q_max) if self.saturate else link_charge
+        return jnp.asarray(self.R_c) * jnp.maximum(1.0 - jnp.asarray(self.gamma) * Q / q_max, self.resistance_floor)
+
+    def open_factor(self, c):
+        """Open-space resistance relative to ``R_open`` for separator concentrations ``c`` (mol/m^3, (m,))."""
+        r = self._c0() / c
+        return r[-1] if self.open_law == "end" else jnp.mean(r)
+
+    def charge_unit(self, swing_V):
+        """State scale (C/m^2): the whole ladder's equilibrium charge at ``swing_V``."""
+        cap = jnp.broadcast_to(jnp.asarray(self.capacitances), (self.n_slits + 1,))
+        return jnp.sum(self.capacitor_law().charge(jnp.full((self.n_slits + 1,), swing_V), cap))
+
+    # ---- the circuit at one state -----------------------------------------
+    def _content_unit(self):
+        """Salt state scale (mol/m^2): the ions of one separator node at c0, ``2 c0 L / m``."""
+        return 2.0 * self._c0() * jnp.asarray(self.separator_m) / self.separator_nodes
+
+    def state_parts(self, y, scale):
+        """``(X (n+1,) C/m^2 passed charges, q (n+1,) node charges, c (m,) mol/m^3)`` of a scaled state.
+
+        Salt state: each separator node's ions over ``2 c0 L/m``, the last one's plus the nodes' excess
+        ions ``sum_k w_k(q_k)`` (so every salt flux is a difference of state components: the ROS2
+        steps conserve the salt exactly, a linear invariant)."""
+        n1 = self.n_slits + 1
+        X = scale * y[:n1]
+        q = jnp.concatenate([X[:-1] - X[1:], X[-1:]])
+        if self.salt == "frozen":
+            return X, q, jnp.full((self.separator_nodes,), 1.0) * self._c0()
+        z = y[n1:n1 + self.separator_nodes]
+        z = z.at[-1].add(-self.electrode_salt(y, q))
+        # a floor keeps c0/c finite if a long step overshoots; the current it throttles then refills it
+        return X, q, self._c0() * jnp.maximum(z + 1.0, 1e-6)
+
+    def electrode_salt(self, y, q):
+        """The nodes' excess ions over ``2 c0 L/m``: ``sum_k w_k(q_k)`` (``salt_release="equilibrium"``) or the
+        state that only grows (``"none"``: what a node took up stays in it within the run)."""
+        if self.salt_release == "none":
+            return y[-1]
+        return jnp.sum(self.uptake(q)) / self._content_unit()
+
+    def fluxes(self, y, phi, scale):
+        """dict: ``current`` (A/m^2), ``link_current`` (n,), ``node_charge``, ``node_voltage`` (n+1,) (V, the
+        double layers), ``link_resistance`` (n,), ``open_resistance``, ``c_sep`` (m,), ``reservoir_flux``
+        (mol/m^2/s, total ions into the separator)."""
+        X, q, c = self.state_parts(y, scale)
+        u = self.node_voltage(q)
+        R = self.link_resistance(X[1:])
+        J = (u[:-1] - u[1:]) / R
+        R0 = jnp.asarray(self.R_open) * (1.0 if self.salt == "frozen" else self.open_factor(c))
+        current = (phi - u[0]) / R0
+        m = self.separator_nodes
+        dx = jnp.asarray(self.separator_m) / m
+        Phi = self._activity_potential(jnp.concatenate([jnp.reshape(self._c0(), (1,)), c]))
+        gaps = jnp.concatenate([jnp.full((1,), 0.5), jnp.ones((m - 1,))]) * dx
+        inflow = 2.0 * self.salt_diffusivity() * (Phi[:-1] - Phi[1:]) / gaps  # total ions into node j
+        if self.boundary == "symmetric":
+            inflow = inflow.at[0].set(0.0)
+        return dict(current=current, link_current=J, node_charge=q, node_voltage=u, link_resistance=R,
+                    open_resistance=R0, c_sep=c, reservoir_flux=inflow[0], _inflow=inflow,
+                    _dX=jnp.concatenate([current[None], J]))
+
+    def rates(self, y, phi, scale, duration):
+        """d y / d tau (scaled state, tau = t / duration)."""
+        f = self.fluxes(y, phi, scale)
+        dX = f["_dX"] / scale
+        if self.salt == "frozen":
+            return duration * jnp.concatenate([dX, jnp.zeros((y.shape[0] - dX.shape[0],))])
+        inflow = f["_inflow"]
+        # the last node's state includes the electrode's excess ions: no flux leaves it
+        outflow = jnp.concatenate([inflow[1:], jnp.zeros((1,))])
+        dz = (inflow - outflow) / self._content_unit()
+        if self.salt_release == "none":
+            dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
+            _, q, _ = self.state_parts(y, scale)
+            taken = jnp.sum(jnp.maximum(self.uptake_and_slope(q)[1] * dq, 0.0)) / self._content_unit()
+            dz = jnp.concatenate([dz, jnp.reshape(taken, (1,))])
+        return duration * jnp.concatenate([dX, dz])
+
+    def total_salt(self, y, scale):
+        """Excess ions of the nodes plus the separator's ions (mol/m^2)."""
+        return self._content_unit() * jnp.sum(y[self.n_slits + 1:self.n_slits + 1 + self.separator_nodes] + 1.0)
+
+    def initial_state(self):
+        extra = 1 if (self.salt_release == "none" and self.salt == "dynamic") else 0
+        return jnp.zeros((self.n_slits + 1 + self.separator_nodes + extra,))
+
+    def parameters(self) -> dict:
+        out = {"model": "SaltLadder", "n_slits": self.n_slits, "separator_nodes": self.separator_nodes,
+               "boundary": self.boundary, "salt": self.salt, "open_law": self.open_law, "saturate": int(self.saturate),
+               "salt_release": self.salt_release}
+        for name in ("R_open", "capacitances", "R_c", "gamma", "q_max", "separator_m", "concentration_M",
+                     "ion_diameter_nm", "diffusivity_m2_s", "temperature_K"):
+            value = getattr(self, name)
+            if value is not None and not _is_traced(value):
+                arr = np.asarray(value, dtype=float)
+                out[name] = float(arr) if arr.ndim == 0 else arr.tolist()
+        out["capacitor"] = type(self.capacitor_law()).__name__
+        return out
+
+
+class SaltLadderSolution(eqx.Module):
+    """Traceable result (SI)."""
+
+    time: Float[Array, " t"]  # s
+    cell_voltage: Float[Array, " t"]  # V
+    current_density: Float[Array, " t"]  # A/m^2
+    electrode_charge: Float[Array, " t"]  # C/m^2
+    slit_charge: Float[Array, "t n+1"]  # C/m^2 electrode side, node 0 = open space
+    link_current: Float[Array, "t n"]  # A/m^2
+    open_resistance: Float[Array, " t"]  # ohm m^2
+    separator_concentration: Float[Array, "t m"]  # mol/L, reservoir side first
+    total_salt: Float[Array, " t"]  # mol/m^2: node excess + separator
+    reservoir_flux: Float[Array, " t"]  # mol/m^2/s into the separator
+
+
+def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
+    """One ROS2 step (as ``_kernel.ros2_step``) with a dense Jacobian and LU; ``dfdv_fun(y)``: df/dv."""
+    g = ROS2_GAMMA
+    f0 = fun(y, v0)
+    J = jax.jacfwd(fun, argnums=0)(y, v0)
+    dfdv = dfdv_fun(y)
+    gh = g * h
+    ft0 = gh * dfdv * ((v1 - v0) / h)
+    lu = jax.scipy.linalg.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - gh * J)
+    k1 = jax.scipy.linalg.lu_solve(lu, f0 + ft0)
+    f1 = fun(y + h * k1, v1)
+    k2 = jax.scipy.linalg.lu_solve(lu, f1 - 2.0 * k1 - ft0)
+    return y + h * (1.5 * k1 + 0.5 * k2)
+
+
+@eqx.filter_jit
+def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
+    scale = model.charge_unit(drive.swing)
+    duration = drive.duration_s
+    n_out = save_tau.shape[0]
+
+    def fun(y, v):
+        return model.rates(y, v, scale, duration)
+
+    def dfdv_fun(y):  # only the electrode row sees the forcing: d/dv of (v - u_0) / R_open
+        r0 = model.fluxes(y, 0.0, scale)["open_resistance"]
+        return jnp.zeros_like(y).at[0].set(duration / (scale * r0))
+
+    # one flat scan over every step (one compiled step body), the outputs written into a buffer
+    def body(carry, step_in):
+        y, buf = carry
+        tau0, tau1, v0, v1, k = step_in
+        y = _ros2_dense(fun, dfdv_fun, y, tau1 - tau0, v0, v1)
+        return (y, jax.lax.dynamic_update_index_in_dim(buf, y, k, 0)), None
+
+    y0 = model.initial_state()
+    buf = jnp.zeros((n_out + 1,) + y0.shape).at[0].set(y0)
+    v0, v1 = drive.segment_value(grid[:-1], grid[1:])  # the forcing at every step, outside the step body
+    (_, buf), _ = jax.lax.scan(body, (y0, buf), (grid[:-1], grid[1:], v0, v1, out_index))
+    ys = buf[:n_out]
+
+    def observe(tau, y):
+        phi = drive(tau)
+        f = model.fluxes(y, phi, scale)
+        X, q, c = model.state_parts(y, scale)
+        return SaltLadderSolution(time=tau * duration, cell_voltage=2.0 * (drive.phi_initial + phi),
+                                  current_density=f["current"], electrode_charge=X[0], slit_charge=q,
+                                  link_current=f["link_current"], open_resistance=f["open_resistance"],
+                                  separator_concentration=c * 1e-3, total_salt=model.total_salt(y, scale),
+                                  reservoir_flux=f["reservoir_flux"])
+
+    return jax.vmap(observe)(save_tau, ys)
+
+
+def solve_salt_ladder(model: SaltLadder, protocol, *, points_per_cycle: int = 200, times=None,
+                      steps: int = SALT_LADDER_STEPS["steps"], first_step: float = SALT_LADDER_STEPS["first_step"],
+                      growth: float = SALT_LADDER_STEPS["growth"], **_ignored) -> SaltLadderSolution:
+    """Simulate a :class:`SaltLadder` under a voltage-controlled protocol starting at 0 V.
+
+    ROS2 on the graded grid of ``circuits.step_grid(method="fast", steps=..., first_step=..., growth=...)``
+    (defaults ``SALT_LADDER_STEPS``); works under ``jax.grad`` / ``jax.jit`` over the model.
+    ``method`` is accepted and ignored (one integrator); other options raise.
+    """
+    if not isinstance(model, SaltLadder):
+        raise TypeError(f"model must be a circuits.SaltLadder, got {type(model).__name__}")
+    if getattr(protocol, "controls", None) != "voltage":
+        raise ValueError("SaltLadder runs voltage-controlled protocols (CV, PotentialStep) only")
+    bad = set(_ignored) - {"method"}
+    if bad:
+        raise ValueError(f"unknown solver options for SaltLadder: {sorted(bad)}")
+    if int(steps) < 2 or not (0 < first_step <= 1) or not growth >= 1:
+        raise ValueError("SaltLadder: need steps >= 2, 0 < first_step <= 1, growth >= 1")
+    with float64():
+        drive = drive_from_protocol(protocol)
+        if abs(float(drive.phi_initial)) > 0:
+            raise ValueError("SaltLadder starts from the uncharged equilibrium: the protocol must start at 0 V")
+        times = output_times(protocol, drive, points_per_cycle, times)
+        save_tau = np.clip(times / float(drive.duration_s), 0.0, 1.0)
+        grid, save_index = graded_grid(np.asarray(drive.knots), save_tau, int(steps), float(first_step), float(growth))
+        grid, out_index, _ = flat_steps(grid, save_index)
+        drive = jax.tree_util.tree_map(jnp.asarray, drive)
+        return _solve(model, drive, jnp.asarray(grid), jnp.asarray(out_index), jnp.asarray(grid[save_index]))
+
+
+def salt_ladder_to_dataset(solution: SaltLadderSolution, model: SaltLadder, protocol=None, **extra_attrs) -> xr.Dataset:
+    """Pack a concrete :class:`SaltLadderSolution` like ``circuits.to_dataset`` (SI, CF units)."""
+    s = jax.tree_util.tree_map(np.asarray, solution)
+    n = model.n_slits
+    ds = xr.Dataset(
+        data_vars={
+            "cell_voltage": ("time", s.cell_voltage, {"units": "V"}),
+            "current_density": ("time", s.current_density, {"units": "A/m^2"}),
+            "electrode_charge": ("time", s.electrode_charge, {"units": "C/m^2"}),
+            "slit_charge": (("time", "slit"), s.slit_charge, {
+                "units": "C/m^2", "long_name": "electrode-side charge of each node (0 = open space)"}),
+            "link_current": (("time", "link"), s.link_current, {"units": "A/m^2"}),
+            "open_resistance": ("time", s.open_resistance, {"units": "ohm m^2"}),
+            "separator_concentration": (("time", "separator_node"), s.separator_concentration, {"units": "mol/L"}),
+            "total_salt": ("time", s.total_salt, {"units": "mol/m^2",
+                                                  "long_name": "excess ions of the nodes plus the separator's ions"}),
+            "reservoir_flux": ("time", s.reservoir_flux, {"units": "mol/m^2/s"}),
+        },
+        coords={"time": ("time", s.time, {"units": "s"}), "slit": ("slit", np.arange(n + 1)),
+                "link": ("link", np.arange(n)), "separator_node": ("separator_node", np.arange(model.separator_nodes))},
+    )
+    ds.attrs.update({k: (str(v) if isinstance(v, list) else v) for k, v in model.parameters().items()})
+    if protocol is not None:
+        ds.attrs.update(protocol_attrs(protocol))
+    ds.attrs.update(extra_attrs)
+    return to_cf(ds)
+
+
+def simulate_salt_ladder(model: SaltLadder, protocol, *, points_per_cycle: int = 200, times=None,
+                         **options) -> xr.Dataset:
+    """:func:`solve_salt_ladder` packed as an ``xarray.Dataset``."""
+    sol = solve_salt_ladder(model, protocol, points_per_cycle=points_per_cycle, times=times, **options)
+    return salt_ladder_to_dataset(sol, model, protocol)
