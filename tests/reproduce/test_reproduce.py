@@ -5,7 +5,6 @@ import math
 import shutil
 import types
 
-import numpy as np
 import pytest
 import xarray as xr
 
@@ -66,7 +65,10 @@ def test_summary_numbers_and_the_tiny_chain_accuracy(run):
         assert f["paper"] and f["ours"], name
     circ = ncm["circuit"]
     assert all(c > 0 for c in circ["C_slit"]) and circ["C_open"] > 0
-    assert "salt" not in r["timings_s"]  # tiny_config skips the salt step (see test_salt_step_*)
+    # the salt-aware model as extracted (measured NRMSE 0.099 with the SaltLadder at commit time);
+    # a solver failure in the crowded limit is reported, not raised
+    salt = r["results"]["salt"]
+    assert (salt["available"] and salt["nrmse"] < 0.3) or "solver failed" in salt["note"], salt["note"]
 
 
 def test_impedance_step_compares_mpnp_and_the_extracted_circuits(run):
@@ -94,19 +96,6 @@ def test_salt_step_without_equilibrium_states_says_so(run):
     paper = jaxpnp.load(out / REGIME / "data" / "mpnp_d1.5nm.nc")
     res = steps.salt_model(cfg, cfg.regimes[0], paper, None, types.SimpleNamespace(result=None))
     assert res.available is False and "equilibrium" in res.note
-
-
-@pytest.mark.slow  # ~30 s (the SaltNCM compile): the step as the full chain runs it, on the tiny 1 V run
-def test_salt_step_on_the_tiny_run(run):
-    out, _ = run
-    cfg = tiny_config(salt=True)
-    data = out / REGIME / "data"
-    paper, eq = jaxpnp.load(data / "mpnp_d1.5nm.nc"), jaxpnp.load(data / "equilibrium_d1.5nm.nc")
-    with jaxpnp.float64():
-        res = steps.salt_model(cfg, cfg.regimes[0], paper, eq, types.SimpleNamespace(result=None))
-    assert res.model["model"] == "SaltNCM" and res.model["n_slits"] == cfg.n_sheets - 1
-    # the model is built; its solver may fail in the crowded limit, which the step reports
-    assert (res.available and np.isfinite(res.nrmse)) or "solver failed" in res.note
 
 
 @pytest.mark.slow  # reruns the whole chain (minus mPNP): ~50 s
