@@ -216,7 +216,10 @@ def _odd_interp(x, xp, fp):
     inside = jnp.interp(a, xp, fp)
     slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
     value = jnp.where(a > xp[-1], fp[-1] + slope * (a - xp[-1]), inside)
-    return jnp.sign(x) * value
+    # On the first segment f is linear, f = x fp[1] / xp[1]: written so, the derivative
+    # at exactly x = 0 is that slope (sign(x) * f(|x|) differentiates to 0 there).
+    first = x * ((fp[1] - fp[0]) / (xp[1] - xp[0]))
+    return jnp.where(a < xp[1], first, jnp.sign(x) * value)
 
 
 class TabulatedCapacitor(AbstractCapacitor):
