@@ -16,7 +16,7 @@ from ._ncm import (
     ResistanceLaw,
     TabulatedCapacitor,
 )
-from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, equilibrium_capacitor, equilibrium_curves, extract,
+from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, at_depth, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
 from ._fit import FitResult, fit, infer_protocol
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
@@ -52,6 +52,7 @@ __all__ = [
     "simulate_salt",
     "solve_salt",
     "Extraction",
+    "at_depth",
     "FROM_MPNP_KINDS",
     "OpenSpaceLaw",
     "equilibrium_capacitor",

@@ -13,9 +13,15 @@ node 0 = the open space.
   Donnan-like offset that no resistor produces).
 * Links: the laws ``discovery.trans_slit_law`` finds on the chosen potential, each
   reduced to the paper's form ``R_c (1 - gamma Q/Q^max)`` (``discovery.paper_parameters``);
-  ``Q_i^max`` is the discovery's charge scale (max of ``int I_i dt`` while charging).
+  ``Q_i^max`` is the discovery's charge scale (its max while charging). The law's charge
+  (``charge=``): on node potentials by default ``"nodes"``, the mean charge of the two
+  regions the link joins (a state: ``NCM(charge="nodes")``); ``"passed"`` (the paper's
+  ``int I_i dt``, the default on mid-slit potentials). At the paper's 0.2 V window the passed
+  charge of the deep links keeps growing after the vertex to ~5 Q^max, where a law read
+  on the charging half-cycle no longer holds; the slits' charge stays in range.
 * Open space: on node potentials the same form ``R_open (1 - gamma_open Q_e/Q_e^max)`` by
-  least squares (:func:`open_space_law`); on mid-slit potentials the separator's ohmic
+  least squares (:func:`open_space_law`, on the electrode charge ``Q_e`` whatever the links
+  read); on mid-slit potentials the separator's ohmic
   resistance ``L_sep / kappa`` (:func:`separator_resistance`), or for linear capacitors a
   least-squares ``R_open`` on the charging half-cycle.
 """
@@ -120,6 +126,8 @@ def open_space_law(ds: xr.Dataset, node_potential) -> OpenSpaceLaw:
 
     Least squares in the discovery's integral form over the charging half-cycle:
     ``int V_0 dt = R_open (Q_e - gamma_open Q_e^2 / (2 Q_e^max))``, ``Q_e = int I dt``.
+    (The electrode charge, whatever the links read: at 1 V the open space's own charge
+    is not monotonic while charging and a law in it is not a resistance.)
     """
     half = _charging(ds)
     t = np.asarray(ds["time"], dtype=float)[half]
@@ -198,15 +206,17 @@ def _gamma_args(gamma) -> dict:
 
 
 def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential: str | None = None,
-            laws=None, per_link: bool = True, n_slits: int | None = None, engine: str = "operon",
-            seed: int = 0, discovery_options: dict | None = None) -> Extraction:
+            charge: str | None = None, laws=None, per_link: bool = True, n_slits: int | None = None,
+            engine: str = "operon", seed: int = 0, discovery_options: dict | None = None) -> Extraction:
     """Build the NCM of an mPNP run (see the module docstring) and say how; nothing is fitted to the CV.
 
     ``potential``: ``"node_potential"`` (default when ``equilibrium`` is given: every element's
     law on the circuit node potentials, with the open-space law) or ``"slit_potential"``
-    (the paper's mid-slit trans-slit voltage, ohmic R_open). ``laws``: a
-    ``discovery.TransSlitResult`` found on that potential with ``slits="all"`` (else
-    discovery runs here with ``engine``, ``seed``, ``discovery_options``). ``per_link``: each
+    (the paper's mid-slit trans-slit voltage, ohmic R_open). ``charge``: the laws' charge
+    variable, ``"nodes"`` (default on node potentials) or ``"passed"`` (default on mid-slit
+    potentials; see the module docstring). ``laws``: a ``discovery.TransSlitResult`` found on
+    that potential and charge with ``slits="all"`` (else discovery runs here with ``engine``,
+    ``seed``, ``discovery_options``). ``per_link``: each
     link its own R_c and gamma (else one pair, the inner links' mean: the paper's NCM).
     ``n_slits``: another depth than the run's (one R_c, gamma; the slits' mean capacitor; default Q^max).
     """
@@ -216,6 +226,10 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
         raise ValueError(f"potential must be 'node_potential' or 'slit_potential', got {potential!r}")
     if potential == "node_potential" and equilibrium is None:
         raise ValueError("node potentials need the nodes' equilibrium curves: pass equilibrium=")
+    if charge is None:
+        charge = "nodes" if potential == "node_potential" else "passed"
+    if charge not in ("passed", "nodes"):
+        raise ValueError(f"charge must be 'passed' or 'nodes', got {charge!r}")
     missing = [v for v in ("time", "slit", "electrode_potential", "cell_voltage", "current_density",
                            "slit_charge", "trans_slit_current") if v not in ds.variables]
     if missing:
@@ -224,7 +238,10 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
     if laws is None:
         data = ds.assign(node_potential=(("time", "slit"), V)) if V is not None else ds
         laws = discovery.trans_slit_law(data, engine=engine, slits="all", seed=seed, potential=potential,
-                                        **(discovery_options or {}))
+                                        charge=charge, **(discovery_options or {}))
+    law_charge = laws.prepared.attrs.get("charge", "passed")
+    if law_charge != charge:
+        raise ValueError(f"the laws were found with charge={law_charge!r}, the extraction asks for {charge!r}")
     n_run = int(ds.sizes["slit"]) - 1  # slits; link i joins node i to i + 1, i = 0..n_run-1
     laws_by_link = laws.all_links()
     if sorted(laws_by_link) != list(range(n_run)):
@@ -264,11 +281,48 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
         capacitor = TabulatedCapacitor(capacitor.voltage_V, np.asarray(capacitor.shape_V)[1:].mean(axis=0))
     C_slit = C[1:] if same else float(np.mean(C[1:]))
     open_args = dict(gamma_open=open_law.gamma_open, q_max_open=open_law.q_max_open) if open_law and same else {}
+    if charge == "nodes" and q_max_model is None:  # one law for several links: the inner links' mean scale
+        q_max_model = float(np.mean(q_max[inner]))
+    if charge == "nodes" and open_law is not None and not same:  # another depth keeps the open-space law
+        open_args = dict(gamma_open=open_law.gamma_open, q_max_open=open_law.q_max_open)
     model = NCM(n, R_open, float(C[0]), C_slit, rc, g, q_max=q_max_model, capacitor=capacitor,
-                **_gamma_args(g), **open_args)
+                charge="nodes" if charge == "nodes" else "link", **_gamma_args(g), **open_args)
     return Extraction(model=model, laws=laws, potential=potential, node_potential=V, open_law=open_law,
                       R_open_source=source, capacitance=np.asarray(C), link_R_c=R_c, link_gamma=gamma,
                       projected=projected)
+
+
+def _per_node(value, n):
+    return np.broadcast_to(np.asarray(value, dtype=float), (n,))
+
+
+def at_depth(model: NCM, n_slits: int) -> NCM:
+    """The same elements for an electrode of ``n_slits`` slits, nothing refitted: what a model
+    extracted from one electrode predicts for a deeper or shallower one.
+
+    Kept as they are: the open space (``R_open``, its law, ``C_open``), the first slit's node
+    and link 0 (open space -> slit 1), the last slit's node (against the current collector).
+    The inner slits' nodes get the mean of the model's inner slits (capacitance and curve),
+    the inner links the mean of its inner links' ``R_c``, ``gamma`` and ``q_max``. Needs a
+    model with at least 3 slits (inner ones to average) and ``n_slits >= 2``.
+    """
+    if not isinstance(model, NCM) or model.law is not None:
+        raise ValueError("at_depth needs an NCM with the built-in law")
+    n, m = model.n_slits, int(n_slits)
+    if n < 3 or m < 2:
+        raise ValueError(f"at_depth needs a model of >= 3 slits and n_slits >= 2, got {n} -> {m}")
+    nodes = lambda a: np.concatenate([a[:2], np.repeat(a[2:n].mean(axis=0, keepdims=True), m - 2, axis=0),  # noqa: E731
+                                      a[n:]])
+    links = lambda a: np.concatenate([a[:1], np.full(m - 1, a[1:].mean())])  # noqa: E731
+    C = nodes(np.asarray(model.capacitances(), dtype=float))
+    capacitor = model.capacitor
+    if isinstance(capacitor, TabulatedCapacitor) and np.ndim(capacitor.shape_V) == 2:
+        # the curves are q / C: average the charge curves, then rescale by the averaged C
+        q = np.asarray(capacitor.shape_V, dtype=float) * np.asarray(model.capacitances(), dtype=float)[:, None]
+        capacitor = TabulatedCapacitor(capacitor.voltage_V, nodes(q) / C[:, None])
+    q_max = None if model.q_max is None else links(_per_node(model.q_max, n))
+    return dataclasses.replace(model, n_slits=m, C_open=float(C[0]), C_slit=C[1:], R_c=links(_per_node(model.R_c, n)),
+                               gamma=links(_per_node(model.gamma, n)), q_max=q_max, capacitor=capacitor)
 
 
 def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | None = None,

@@ -35,7 +35,7 @@ class LadderKernel(eqx.Module):
     q_max: jax.Array  # (n, ...) C/m^2 per link
     q_max_open: jax.Array  # (...) C/m^2, the open-space law's charge scale
     voltage: bool = eqx.field(static=True)  # voltage (True) or current (False) control
-    node_mode: bool = eqx.field(static=True)  # the law reads the upstream node's charge
+    charge_mode: str = eqx.field(static=True)  # what the link laws read: "link", "node", "nodes" (NCM.charge)
     linear: bool = eqx.field(static=True)  # linear capacitors: q / C (the paper's NCM, the TLM)
 
     def charges(self, x):
@@ -83,7 +83,8 @@ class LadderKernel(eqx.Module):
         """
         X, node = self.charges(x)
         u, dudq = self._node_voltage_and_slope(node)
-        tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if self.node_mode else \
+        node_law = self.charge_mode != "link"
+        tangent = (jnp.zeros_like(X[1:]), jnp.ones_like(node)) if node_law else \
             (jnp.ones_like(X[1:]), jnp.zeros_like(node))
         R, dR = jax.jvp(self._link_resistance, (X[1:], node), tangent)
         inv_R = 1.0 / R
@@ -95,8 +96,11 @@ class LadderKernel(eqx.Module):
         lo_l = sc[:-1] * inv_R
         di_l = -(sc[:-1] + sc[1:]) * inv_R
         up_l = sc[1:] * inv_R
-        if self.node_mode:  # Q = node charge i = s (x_i - x_{i+1})
+        if self.charge_mode == "node":  # Q = node charge i = s (x_i - x_{i+1})
             lo_l, di_l = lo_l - JdR, di_l + JdR
+        elif self.charge_mode == "nodes":  # Q = (q_i + q_{i+1}) / 2 = s (x_i - x_{i+2}) / 2; the jvp above
+            # (ones on every node) gave dR/dQ, each node entering with weight 1/2
+            lo_l, up_l = lo_l - 0.5 * JdR, up_l + 0.5 * JdR
         else:  # Q = link charge = s x_{i+1}
             di_l = di_l - JdR
         if self.voltage:  # I = (v - u_0) / R_open(Q_e), Q_e = s x_0

@@ -33,6 +33,10 @@ from jaxpnp import ParameterTypeError
 # fully charged would otherwise have zero resistance and an infinitely stiff ODE.
 DEFAULT_RESISTANCE_FLOOR = 1e-3  # fraction of R_c
 
+# what a link law's charge Q_i is (NCM.charge): the charge passed through the link (the
+# paper's), the upstream node's charge, or the mean charge of the two nodes it joins
+CHARGE_MODES = ("link", "node", "nodes")
+
 
 def dynamic_resistance(R_0, gamma, charge, q_max, floor):
     """The paper's law ``R_0 (1 - gamma Q / Q_max)`` (ohm m^2), floored at ``floor * R_0``; elementwise.
@@ -212,7 +216,10 @@ def _odd_interp(x, xp, fp):
     inside = jnp.interp(a, xp, fp)
     slope = (fp[-1] - fp[-2]) / (xp[-1] - xp[-2])
     value = jnp.where(a > xp[-1], fp[-1] + slope * (a - xp[-1]), inside)
-    return jnp.sign(x) * value
+    # On the first segment f is linear, f = x fp[1] / xp[1]: written so, the derivative
+    # at exactly x = 0 is that slope (sign(x) * f(|x|) differentiates to 0 there).
+    first = x * ((fp[1] - fp[0]) / (xp[1] - xp[0]))
+    return jnp.where(a < xp[1], first, jnp.sign(x) * value)
 
 
 class TabulatedCapacitor(AbstractCapacitor):
@@ -402,13 +409,18 @@ class NCM(AbstractLadder):
     ``charge="link"`` (default, the paper's and ``discovery``'s definition):
     ``Q_i = int I_i dt``, the charge that has passed link ``i`` (node ``i`` -> ``i+1``).
     ``charge="node"``: ``Q_i`` is the charge stored on the upstream node ``i``.
+    ``charge="nodes"``: ``Q_i = (q_i + q_{i+1}) / 2``, the mean charge of the two nodes the
+    link joins (a state of the slits, not a passed charge: the resistance follows the ion
+    content of the slits it connects; ``discovery.trans_slit_law(charge="nodes")`` finds
+    laws in this variable). The open-space law reads the electrode charge in every mode.
     Charges count from the initial equilibrium (the protocol's starting potential).
 
     ``q_max`` (C/m^2, scalar or per link). Default: the charge link ``i`` passes when
     the whole ladder is charged by the protocol's largest electrode-potential swing
     ``dphi_max`` (``max_t |phi_m(t) - phi_m(0)|``; for a CV from 0 V this is
     ``phi_max = v_max / 2``): ``Q_i^max = dphi_max * sum_{k>i} C_slit_k``; with
-    ``charge="node"`` it is ``dphi_max * C_i`` of the upstream node (node 0: C_open).
+    ``charge="node"`` it is ``dphi_max * C_i`` of the upstream node (node 0: C_open), with
+    ``charge="nodes"`` the mean of the two nodes' charges at ``dphi_max``.
     For galvanostatic runs ``dphi_max = I t_charge / C_total``.
 
     ``law``: replaces the built-in law (``gamma`` is then unused): an
@@ -435,7 +447,7 @@ class NCM(AbstractLadder):
     gamma: Any = eqx.field(converter=_as_param, default=0.5)
     q_max: Any = eqx.field(converter=_as_param, default=None)
     law: AbstractTransSlitLaw | tuple | None = None
-    charge: Literal["link", "node"] = eqx.field(static=True, default="link")
+    charge: Literal["link", "node", "nodes"] = eqx.field(static=True, default="link")
     allow_gamma_outside_unit: bool = eqx.field(static=True, default=False)
     resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR)
     capacitor: AbstractCapacitor | None = eqx.field(default=None, kw_only=True)
@@ -457,8 +469,8 @@ class NCM(AbstractLadder):
         else:
             _check_param("NCM", "gamma", self.gamma, n, positive=False, lower=0.0, upper=1.0)
         _check_param("NCM", "q_max", self.q_max, n, positive=True)
-        if self.charge not in ("link", "node"):
-            raise ValueError(f"NCM.charge must be 'link' or 'node', got {self.charge!r}")
+        if self.charge not in CHARGE_MODES:
+            raise ValueError(f"NCM.charge must be one of {CHARGE_MODES}, got {self.charge!r}")
         if isinstance(self.law, Sequence) and len(self.law) != n:
             raise ValueError(f"NCM.law: need one law per link ({n}), got {len(self.law)}")
         if not (math.isfinite(self.resistance_floor) and self.resistance_floor > 0):
@@ -467,7 +479,8 @@ class NCM(AbstractLadder):
     def default_q_max(self, swing_V):
         if self.charge == "link":
             return super().default_q_max(swing_V)
-        return self.node_charge_at(swing_V)[:-1]
+        q = self.node_charge_at(swing_V)
+        return q[:-1] if self.charge == "node" else 0.5 * (q[:-1] + q[1:])
 
     def has_open_law(self) -> bool:
         return _is_traced(self.gamma_open) or bool(np.any(np.asarray(self.gamma_open) != 0.0))
@@ -477,7 +490,8 @@ class NCM(AbstractLadder):
                                   self.resistance_floor)
 
     def link_resistance(self, link_charge, node_charge, q_max):
-        charge = link_charge if self.charge == "link" else node_charge[:-1]
+        charge = link_charge if self.charge == "link" else node_charge[:-1] if self.charge == "node" else \
+            0.5 * (node_charge[:-1] + node_charge[1:])
         R_c = jnp.broadcast_to(jnp.asarray(self.R_c), jnp.shape(charge))
         if self.law is None:
             return dynamic_resistance(R_c, self.gamma, charge, q_max, self.resistance_floor)

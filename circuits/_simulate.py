@@ -71,7 +71,7 @@ def _kernel(model: AbstractLadder, drive: Drive) -> LadderKernel:
     q_open = jnp.sum(model.node_charge_at(swing_V)) if q_open is None else jnp.asarray(q_open)
     return LadderKernel(model=model, capacitance=c, inv_capacitance=1.0 / c, scale=charge,
                         rate=drive.duration_s / charge, q_max=resolve_q_max(model, swing_V), q_max_open=q_open,
-                        voltage=drive.controls == "voltage", node_mode=getattr(model, "charge", "link") == "node",
+                        voltage=drive.controls == "voltage", charge_mode=getattr(model, "charge", "link"),
                         linear=isinstance(model.capacitor_law(), LinearCapacitor))
 
 
@@ -179,7 +179,7 @@ def _states_batched(axis_size, in_batched, model, drive, plan, grid, out_index, 
         it_b, it_f = iter(bleaves), iter(fixed_leaves)
         m = jax.tree_util.tree_unflatten(treedef, [next(it_b) if f else next(it_f) for f in flags])
         kernel = LadderKernel(model=m, voltage=drive.controls == "voltage",
-                              node_mode=getattr(model, "charge", "link") == "node",
+                              charge_mode=getattr(model, "charge", "link"),
                               linear=isinstance(model.capacitor_law(), LinearCapacitor), **cs)
         return ros2_integrate_batched(kernel, h, v0, v1, out_index, n_out)
 

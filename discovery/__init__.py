@@ -32,6 +32,7 @@ _EXPORTS = {
     "paper_form": "._trans_slit",
     "paper_gamma": "._trans_slit",
     "paper_form_projection": "._trans_slit",
+    "paper_form_resistance": "._trans_slit",
     "paper_parameters": "._trans_slit",
     "quadratic_integral_fit": "._trans_slit",
     "same_structure": "._structure",

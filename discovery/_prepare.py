@@ -11,6 +11,14 @@ Normalisation (as the paper): ``q = Q / Q^max`` and ``a = A / max|A|`` with
 ``A = int_{t0}^{t} U dt`` (V s), maxima over the charging half-cycle; the scales are kept
 (``charge_scale`` = Q^max in C/m^2, ``voltage_integral_scale`` in V s) so that laws
 convert back to SI: ``R = (voltage_integral_scale / charge_scale) * dF/dq``.
+
+The law's charge variable (``charge=``): ``"passed"`` (the paper's) is the transferred
+charge ``Q_i`` above. ``"nodes"`` is a state of the slits instead: the mean net charge of
+the two regions the link joins, ``Q_i = s' (q_i + q_{i+1}) / 2`` (``q`` the regions'
+``slit_charge``, ``s'`` = +-1 so that it ends the charging half-cycle positive); a law
+in it cannot be integrated in time, so the regression is differential:
+``resistance`` ``r = U / I`` (ohm m^2) against ``q``, on the charging samples with
+``|I| >= min_current * max|I|`` (``usable``).
 """
 
 from __future__ import annotations
@@ -19,6 +27,7 @@ import numpy as np
 
 REQUIRED = ("cell_voltage", "slit_potential", "trans_slit_current")
 MIN_POINTS = 10
+CHARGES = ("passed", "nodes")  # the law's charge variable (see the module docstring)
 
 
 def _runs(mask):
@@ -69,13 +78,16 @@ def _links(slit_values, slits):
     return chosen
 
 
-def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
+def prepare(dataset, slits=None, cycle=0, potential="slit_potential", charge="passed", min_current=0.1):
     """Per-link normalised integrals on the charging half-cycle of a ``jaxpnp.simulate``
     Dataset. ``slits``: link indices i (slit i -> i+1); default the inner links
     1..n_slits-1; ``"all"`` adds the open-space link 0. ``cycle``: which charging
     half-cycle (0 = first). ``potential``: the (time, slit) variable whose differences
     are the link voltages (V): the paper's mid-slit potential by default, or e.g. a
-    circuit node potential. Returns an ``xarray.Dataset`` (see module docstring):
+    circuit node potential. ``charge``: ``"passed"`` (the paper's transferred charge) or
+    ``"nodes"`` (the mean charge of the two regions the link joins; needs ``slit_charge``),
+    ``min_current``: the fraction of max|I| below which ``"nodes"`` samples are not used.
+    Returns an ``xarray.Dataset`` (see module docstring):
 
     - on ``time`` (the charging half-cycle) x ``link``: ``charge`` q, ``voltage_integral``
       a (both dimensionless), ``current`` I (A/m^2) and ``voltage`` U (V), oriented;
@@ -88,7 +100,12 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
 
     if not isinstance(dataset, xr.Dataset):
         raise ValueError(f"prepare needs an xarray.Dataset, got {type(dataset).__name__}")
+    if charge not in CHARGES:
+        raise ValueError(f"charge must be one of {CHARGES}, got {charge!r}")
+    if not 0.0 <= float(min_current) < 1.0:
+        raise ValueError(f"min_current must be in [0, 1), got {min_current!r}")
     required = tuple(potential if v == "slit_potential" else v for v in REQUIRED)
+    required += ("slit_charge",) if charge == "nodes" else ()
     missing = [v for v in required if v not in dataset.variables]
     missing += [c for c in ("time", "slit") if c not in dataset.coords]
     if missing:
@@ -113,7 +130,8 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
     cyc = slice(start, cycle_end + 1)
     t_cycle = time[cyc]
     n_charge = end - start + 1
-    out = {k: [] for k in ("q", "a", "I", "U", "qc", "Ic", "Uc", "qs", "as", "s")}
+    out = {k: [] for k in ("q", "a", "I", "U", "qc", "Ic", "Uc", "qs", "as", "s", "r", "ok")}
+    region_charge = dataset["slit_charge"].transpose("time", "slit") if charge == "nodes" else None
     for i in links:
         I = np.asarray(current.sel(slit=i).values, dtype=float)[cyc]
         dphi = np.asarray(phi.sel(slit=i + 1).values - phi.sel(slit=i).values, dtype=float)[cyc]
@@ -125,10 +143,27 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
         s = 1.0 if Q[n_charge - 1] > 0 else -1.0
         I, Q, U = s * I, s * Q, -s * dphi
         A = _cumulative(U, t_cycle)
-        q_scale = float(np.max(Q[:n_charge]))
         a_scale = float(np.max(np.abs(A[:n_charge])))
+        if charge == "nodes":  # the law's variable: the mean charge of the two regions, a state
+            m = 0.5 * np.asarray(region_charge.sel(slit=i).values + region_charge.sel(slit=i + 1).values,
+                                 dtype=float)[cyc]
+            if not np.all(np.isfinite(m)) or m[n_charge - 1] == 0:
+                raise ValueError(f"link {i}: the regions it joins hold no charge at the end of charging")
+            Q = np.sign(m[n_charge - 1]) * m
+            big = np.abs(I[:n_charge]) >= float(min_current) * np.max(np.abs(I[:n_charge]))
+            usable = big & (I[:n_charge] != 0)
+            r = np.where(usable, U[:n_charge] / np.where(usable, I[:n_charge], 1.0), np.nan)
+            if np.count_nonzero(usable) < MIN_POINTS:
+                raise ValueError(f"link {i}: fewer than {MIN_POINTS} charging samples carry "
+                                 f">= {min_current} of the peak current")
+        else:
+            usable = np.ones(n_charge, dtype=bool)
+            r = np.full(n_charge, np.nan)
+        q_scale = float(np.max(Q[:n_charge]))
         if not (q_scale > 0 and a_scale > 0):
             raise ValueError(f"link {i}: zero transferred charge or voltage integral while charging")
+        out["r"].append(r)
+        out["ok"].append(usable)
         out["q"].append(Q[:n_charge] / q_scale)
         out["a"].append(A[:n_charge] / a_scale)
         out["I"].append(I[:n_charge])
@@ -157,6 +192,8 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
             "charge_scale": ("link", np.array(out["qs"]), {"units": "C/m^2", "long_name": "Q^max"}),
             "voltage_integral_scale": ("link", np.array(out["as"]), {"units": "V s"}),
             "orientation": ("link", np.array(out["s"])),
+            "resistance": (charge_dims, stack("r"), {"units": "ohm m^2", "long_name": "U / I (charge='nodes')"}),
+            "usable": (charge_dims, stack("ok"), {"long_name": "sample used by a differential regression"}),
         },
         coords={
             "time": ("time", time[start:end + 1], {"units": "s"}),
@@ -168,7 +205,8 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential"):
         attrs=dict(dataset.attrs),
     )
     prepared.attrs.update(
-        potential=str(potential), charging_start_s=float(time[start]), charging_end_s=float(time[end]), cycle=int(cycle),
+        potential=str(potential), charge=str(charge), min_current=float(min_current),
+        charging_start_s=float(time[start]), charging_end_s=float(time[end]), cycle=int(cycle),
         convention=("Q = s int I dt > 0 at end of charging; U = s (phi_i - phi_{i+1}); "
                     "R = U / I > 0 for a resistive link"),
     )

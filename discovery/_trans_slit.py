@@ -3,6 +3,11 @@
 The discovery step searches a generic space (the engine's); only afterwards does
 :func:`paper_form` *check* whether the law found is of the paper's form (F a polynomial
 of degree <= 2 in q with F(0) = 0, i.e. R = R_c (1 - gamma q)). Nothing is forced.
+
+With ``charge="nodes"`` (see :func:`discovery.prepare`) the law's variable is the mean
+charge of the two regions a link joins and the regression is differential: ``r = F(q)``
+with ``r = U / (I R_s)`` (``R_s`` the median measured U / I); :func:`paper_form_resistance`
+checks it (F a polynomial of degree <= 1: ``R = R_c (1 - gamma q)``).
 """
 
 from __future__ import annotations
@@ -82,11 +87,49 @@ def quadratic_integral_fit(charge, voltage_integral):
     return float(c1), float(c2), r2
 
 
+def paper_form_resistance(F, charge=CHARGE):
+    """Is a differential law ``r = F(q)`` (``charge="nodes"``) of the paper's form
+    ``c0 + c1 q`` (``R = R_c (1 - gamma q)``, ``c0 > 0``)? Returns a dict as :func:`paper_form`
+    with ``form`` "linear", "constant" or "other", the normalised ``R_c`` (= F(0)) and
+    ``gamma`` (= -F'(0) / F(0)); ``intercept`` is F(0)."""
+    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
+    other = {"form": "other", "paper": False, "R_c": math.nan, "gamma": math.nan, "intercept": math.nan}
+    expr = sympy.expand(sympy.N(F))
+    if expr.free_symbols - {q}:
+        return other
+    try:
+        simplified = sympy.cancel(sympy.together(expr))
+        num, den = sympy.fraction(simplified)
+        if not den.is_number or not num.is_polynomial(q):
+            return other
+        poly = sympy.Poly(sympy.expand(num / den), q)
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return other
+    coeffs = [float(poly.coeff_monomial(q ** k)) for k in range(poly.degree() + 1)]
+    if poly.degree() > 1 or not coeffs[0] > 0:
+        return dict(other, intercept=coeffs[0] if coeffs else math.nan)
+    c1 = coeffs[1] if poly.degree() == 1 else 0.0
+    return {"form": "linear" if c1 != 0 else "constant", "paper": True, "R_c": coeffs[0],
+            "gamma": -c1 / coeffs[0], "intercept": coeffs[0]}
+
+
+def _nodes(prepared) -> bool:
+    return prepared.attrs.get("charge", "passed") == "nodes"
+
+
 def paper_form_projection(prepared, link):
     """The paper's form closest to a link's data: least squares ``a = c1 q + c2 q^2`` on the
-    normalised integrals of :func:`prepare`. Returns ``(R_c (ohm m^2), gamma, r2)`` with
+    normalised integrals of :func:`prepare` (with ``charge="nodes"``: ``U = I R_c (1 - gamma q)``
+    on the usable charging samples). Returns ``(R_c (ohm m^2), gamma, r2)`` with
     ``R_c = (A_s / Q_s) c1``: what a law not of the paper's form reduces to."""
     p = prepared.sel(link=link)
+    if _nodes(prepared):
+        ok = np.asarray(p["usable"].values, dtype=bool)
+        I, q, U = (np.asarray(p[k].values, dtype=float)[ok] for k in ("current", "charge", "voltage"))
+        M = np.stack([I, I * q], axis=1)
+        (c0, c1), *_ = np.linalg.lstsq(M, U, rcond=None)
+        r2 = 1.0 - float(np.sum((M @ np.array([c0, c1]) - U) ** 2) / np.sum((U - U.mean()) ** 2))
+        return float(c0), float(-c1 / c0), r2
     c1, c2, r2 = quadratic_integral_fit(p["charge"].values, p["voltage_integral"].values)
     ratio = float(p["voltage_integral_scale"]) / float(p["charge_scale"])
     return ratio * c1, paper_gamma(c1, c2), r2
@@ -104,7 +147,8 @@ def paper_parameters(result, link):
 
 @dataclasses.dataclass(frozen=True)
 class LinkLaw:
-    """The law of one link. ``law``: a = F(q) on normalised integrals (a :class:`Law`).
+    """The law of one link. ``law``: a = F(q) on normalised integrals (a :class:`Law`; with
+    ``charge="nodes"`` r = U / (I R_s) = F(q), ``charge_scale`` then the scale of that charge).
     ``resistance``: sympy R(Q) in ohm m^2, Q in C/m^2. ``R_c`` (ohm m^2) and ``gamma`` (-)
     when ``paper_form``; NaN otherwise. ``differential_r2``: R^2 of U = R(t) I against the
     data on the charging half-cycle. ``open_space``: link 0 (not an ohmic link)."""
@@ -186,11 +230,14 @@ def _subsample(n, max_points):
 
 
 def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycle=0,
-                   max_points=400, potential="slit_potential", **engine_options):
+                   max_points=400, potential="slit_potential", charge="passed", min_current=0.1,
+                   **engine_options):
     """Discover the trans-slit law of each link of ``data`` (a ``jaxpnp.simulate`` Dataset,
-    or the output of :func:`prepare`; ``potential`` as in :func:`prepare`). The regression
-    is ``a = F(q)`` (normalised integrals, charging half-cycle, at most ``max_points``
-    evenly spaced samples); then R(t) = (A_s/Q_s) F'(q(t)) over the cycle. Returns a :class:`TransSlitResult`."""
+    or the output of :func:`prepare`; ``potential``, ``charge``, ``min_current`` as in
+    :func:`prepare`). The regression is ``a = F(q)`` (normalised integrals, charging
+    half-cycle, at most ``max_points`` evenly spaced samples); then R(t) = (A_s/Q_s) F'(q(t))
+    over the cycle. With ``charge="nodes"``: ``U / (I R_s) = F(q)`` on the usable charging
+    samples, R(t) = R_s F(q(t)). Returns a :class:`TransSlitResult`."""
     import xarray as xr
 
     from ._discover import discover
@@ -198,7 +245,9 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
     from ._prepare import prepare
 
     prepared = data if "voltage_integral" in getattr(data, "variables", {}) else \
-        prepare(data, slits=slits, cycle=cycle, potential=potential)
+        prepare(data, slits=slits, cycle=cycle, potential=potential, charge=charge, min_current=min_current)
+    if _nodes(prepared):
+        return _differential_laws(prepared, engine, seed, parsimony, max_points, engine_options)
     q = sympy.Symbol(CHARGE)
     results, curves = {}, []
     for i in [int(v) for v in prepared["link"].values]:
@@ -230,6 +279,59 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
         results[i] = link
         curves.append(r_cycle)
     links = [int(v) for v in prepared["link"].values]
+    resistance = xr.DataArray(
+        np.stack(curves, axis=1), dims=("cycle_time", "link"),
+        coords={"cycle_time": prepared["cycle_time"], "link": links,
+                "charging": prepared["charging"], "open_space": prepared["open_space"]},
+        name="resistance", attrs={"units": "ohm m^2", "long_name": "trans-slit resistance R(t)"})
+    open_space = results.pop(0, None)
+    return TransSlitResult(
+        links=results, open_space_link=open_space, resistance=resistance,
+        R_max=resistance.max("cycle_time").assign_attrs(units="ohm m^2"),
+        R_min=resistance.min("cycle_time").assign_attrs(units="ohm m^2"),
+        prepared=prepared,
+    )
+
+
+def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_options):
+    """:func:`trans_slit_law` for ``charge="nodes"``: ``r = U / (I R_s) = F(q)`` per link."""
+    import xarray as xr
+
+    from ._discover import discover
+    from ._expression import numpy_function
+
+    q = sympy.Symbol(CHARGE)
+    results, curves = {}, []
+    links = [int(v) for v in prepared["link"].values]
+    for i in links:
+        p = prepared.sel(link=i)
+        ok = np.asarray(p["usable"].values, dtype=bool)
+        x = np.asarray(p["charge"].values)
+        r = np.asarray(p["resistance"].values)
+        r_s = float(np.median(r[ok]))
+        if not r_s > 0:
+            raise ValueError(f"link {i}: the measured U / I is not a positive resistance (median {r_s:.3g} ohm m^2)")
+        keep = np.flatnonzero(ok)[_subsample(int(np.count_nonzero(ok)), max_points)]
+        law = discover(x[keep, None], r[keep] / r_s, names=[CHARGE], engine=engine, seed=seed,
+                       parsimony=parsimony, **engine_options)
+        check = paper_form_resistance(law.expression, q)
+        r_of_q = numpy_function(law.expression, [q])
+        q_s = float(p["charge_scale"])
+        with np.errstate(divide="ignore", invalid="ignore"):  # a law may have a pole outside its data (q -> 0)
+            r_cycle = r_s * np.broadcast_to(r_of_q(np.asarray(p["cycle_charge"].values)[:, None]),
+                                            p["cycle_charge"].shape)
+            r_charge = r_s * np.broadcast_to(r_of_q(x[:, None]), x.shape)
+        u, current = np.asarray(p["voltage"].values), np.asarray(p["current"].values)
+        ss_tot = float(np.sum((u - u.mean()) ** 2))
+        with np.errstate(invalid="ignore", over="ignore"):
+            dr2 = 1.0 - float(np.sum((r_charge * current - u) ** 2)) / ss_tot if ss_tot > 0 else math.nan
+        results[i] = LinkLaw(
+            link=i, law=law, form=check["form"], paper_form=check["paper"],
+            R_c=r_s * check["R_c"] if check["paper"] else math.nan,
+            gamma=check["gamma"] if check["paper"] else math.nan, intercept=check["intercept"],
+            resistance=(r_s * law.expression).subs(q, sympy.Symbol("Q") / q_s), r2=law.r2, differential_r2=dr2,
+            charge_scale=q_s, voltage_integral_scale=float(p["voltage_integral_scale"]), open_space=(i == 0))
+        curves.append(r_cycle)
     resistance = xr.DataArray(
         np.stack(curves, axis=1), dims=("cycle_time", "link"),
         coords={"cycle_time": prepared["cycle_time"], "link": links,

@@ -13,16 +13,19 @@ class Regime:
 
     ``slits_nm``: the slit sizes of its mPNP runs (None: the config's); the first is the
     paper case, the one the circuits are built from. ``figures``: also the NCM-vs-TLM and
-    peak-map steps (Figures 3d-g).
+    peak-map steps (Figures 3d-g). ``impedance``: also the small-signal impedance step (the
+    mPNP beside the extracted NCM and its TLM at 0 V).
     """
 
     name: str
     v_max: float
     slits_nm: tuple | None = None
     figures: bool = True
+    impedance: bool = False
 
 
-PAPER_REGIME = Regime("paper_0.2V", 0.2, slits_nm=(1.5,), figures=False)  # weakly crowded: C_slit ~ constant
+PAPER_REGIME = Regime("paper_0.2V", 0.2, slits_nm=(1.5,), figures=False,  # weakly crowded: C_slit ~ constant
+                      impedance=True)
 CROWDED_REGIME = Regime("crowded_1V", 1.0)  # the paper's 1 V case
 
 
@@ -61,6 +64,11 @@ class ReproduceConfig:
     # the nodes' capacitor curves: jaxpnp.equilibrium at this many electrode potentials
     # 0..v_max/2 (0: linear chord capacitors of the run itself, the paper's NCM only)
     equilibrium_points: int = 41
+    # the impedance step (regimes with impedance=True): this many frequencies, log-spaced
+    # over impedance_range_Hz (0: the step is skipped)
+    impedance_points: int = 57
+    impedance_range_Hz: tuple = (1e5, 1e12)
+    salt: bool = True  # also the salt-aware model step (circuits.from_mpnp(kind="salt"))
 
     @property
     def paper_slit_nm(self) -> float:
@@ -81,11 +89,15 @@ QUICK = dataclasses.replace(
 
 
 def tiny_config(**overrides) -> ReproduceConfig:
-    """A geometry small enough for a test (3 sheets, 3.6 nm sheets, grid 0.3 nm), one regime (1 V)."""
+    """A geometry small enough for a test (3 sheets, 3.6 nm sheets, grid 0.3 nm), one regime (1 V).
+
+    Its regime also runs the impedance step (6 frequencies). ``salt=False`` skips the salt
+    step (e.g. when the salt model's compile is not wanted).
+    """
     base = dataclasses.replace(
         FULL, name="tiny", n_sheets=3, sheet_length_nm=3.6, sheet_gap_nm=1.2, sheet_thickness_nm=0.3,
         separator_nm=3.0, slits_nm=(1.5,), grid_nm=0.3, half_period_debye=2000.0, points_per_cycle=100,
-        regimes=(CROWDED_REGIME,),
+        regimes=(dataclasses.replace(CROWDED_REGIME, impedance=True),), impedance_points=6,
         engine="sparse", discovery_options={}, fit_steps=15, fit_polish_steps=0, tlm_layers=6,
         ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
         asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11)

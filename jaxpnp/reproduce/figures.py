@@ -217,3 +217,31 @@ def peak_map(pm, path):
     circuits.plot.peak_map(pm, ax=axes[0])
     circuits.plot.peak_map(pm, ax=axes[1], variable="peak_ratio")
     _save(fig, path)
+
+
+def impedance_nyquist(freqs, spectra, R_open, split_Hz, path):
+    """Small-signal impedance at 0 V: Nyquist plot (left) and |Z| against frequency (right).
+
+    ``spectra``: {label: complex Z (ohm m^2)}; ``R_open`` (ohm m^2) marked on both panels.
+    """
+    fig, (ax, bx) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    for k, (label, z) in enumerate(spectra.items()):
+        ls = "--" if k == 2 else "-"  # the TLM lies on the NCM at 0 V: dashed, both visible
+        ax.plot(z.real, -z.imag, marker=".", ls=ls, ms=3, label=label)
+        bx.loglog(freqs, np.abs(z), ls=ls, label=label)
+    re_max = max(float(np.max(z.real)) for z in spectra.values())
+    lim = 3.0 * max(re_max, R_open, 1e-30)  # the high-frequency arcs; the capacitive tail leaves the frame
+    ax.axvline(R_open, color="k", lw=0.5, ls=":")
+    ax.set_xlim(0, lim)
+    ax.set_ylim(0, lim)
+    ax.set_aspect("equal")
+    ax.set_xlabel("Re Z (ohm m$^2$)")
+    ax.set_ylabel("-Im Z (ohm m$^2$)")
+    ax.set_title("Nyquist, half cell, 0 V (dotted: R_open)")
+    ax.legend(frameon=False, fontsize=8)
+    bx.axhline(R_open, color="k", lw=0.5, ls=":")
+    bx.axvline(split_Hz, color="grey", lw=0.5, ls="--")
+    bx.set_xlabel("frequency (Hz)")
+    bx.set_ylabel("|Z| (ohm m$^2$)")
+    bx.legend(frameon=False, fontsize=8)
+    _save(fig, path)

@@ -9,11 +9,13 @@ the crowded 1 V case), in ``outdir/{regime}/``:
 ``fluxes``       Figure 1: sign relations of the flux parts (``jaxpnp.flux_relations``).
 ``discovery``    Figure 2: ``discovery.trans_slit_law`` on every run, all links.
 ``ncm``          Figure 3c: the NCMs ``circuits.extract`` builds from the paper-case run, against its CV.
-``salt``         the salt-aware model ``circuits.from_mpnp(kind="salt")`` (once it exists).
+``salt``         the salt-aware model ``circuits.from_mpnp(kind="salt")`` (``config.salt``).
 ``fit``          ``circuits.fit`` of R_c and gamma to the paper-case CV.
 ``tlm``          Figures 3d-f: the paper's NCM against the TLM (CV asymmetry, charge per slit).
 ``peak_map``     Figure 3g.
 ``speed``        NCM against mPNP wall time on the same CV.
+``impedance``    (regimes with ``impedance``) ``jaxpnp.impedance`` of the paper case at 0 V beside
+                 ``circuits.impedance`` of the extracted NCM and its TLM (Nyquist figure).
 
 The science is in the libraries (see ``steps``); ``summary.json`` is keyed by regime
 (``regimes -> name -> results / errors / timings_s / findings``), ``REPORT.md`` reports all.
@@ -82,7 +84,9 @@ def run_regime(config: ReproduceConfig, regime: Regime, outdir: Path, progress: 
     disc0 = disc.get(config.paper_slit_nm) if disc else None
     built = s.run("ncm", steps.build_circuits, config, regime, paper, eq, disc0, datadir, figdir, progress,
                   needs=[("mpnp", paper), ("discovery", disc0)])
-    salt = s.run("salt", steps.salt_model, config, regime, paper, eq, disc0, needs=[("ncm", built)])
+    salt = None
+    if config.salt:
+        salt = s.run("salt", steps.salt_model, config, regime, paper, eq, disc0, needs=[("ncm", built)])
     fit = s.run("fit", steps.fit_route, config, regime, paper, built, disc0, figdir, progress,
                 needs=[("ncm", built)])
     tlm = pm = None
@@ -91,8 +95,13 @@ def run_regime(config: ReproduceConfig, regime: Regime, outdir: Path, progress: 
         tlm = s.run("tlm", steps.ncm_vs_tlm, config, regime, paper_model, datadir, figdir, needs=[("ncm", built)])
         pm = s.run("peak_map", steps.peak_map, config, regime, paper_model, datadir, figdir, needs=[("ncm", built)])
     sp = s.run("speed", steps.speed, paper, built, needs=[("ncm", built)])
+    imp = None
+    if regime.impedance and config.impedance_points:
+        headline_model = built.headline_model if built is not None else None
+        imp = s.run("impedance", steps.impedance_spectra, config, regime, headline_model, datadir, figdir, progress,
+                    needs=[("ncm", built)])
     results = dict(mpnp=runs, fluxes=flux, discovery=disc, ncm=built, salt=salt, fit=fit, tlm=tlm, peak_map=pm,
-                   speed=sp)
+                   speed=sp, impedance=imp)
     out = dict(regime=dataclasses.asdict(regime), results=steps.summary(results), timings_s=s.timings,
                errors=s.errors)
     out.update(report.headline(out, config))

@@ -305,6 +305,19 @@ def _regime_section(name, S, config, w):
               "polarisation of the open space, with linear capacitors also the crowding-limited capacitance at "
               f"{0.5 * v_max:g} V = {0.5 * v_max / float(el.thermal_voltage_V):.0f} kT/e) is absorbed into the fitted "
               "R_c and gamma.")
+    imp = R.get("impedance")
+    if imp:
+        c, rn, rt = imp["low_frequency_capacitance"], imp["rel_diff"]["ncm"], imp["rel_diff"]["tlm"]
+        split = f"{imp['split_Hz'] / 1e9:g} GHz"
+        w(f"- small-signal impedance at 0 V ({imp['frequencies']} frequencies, {imp['frequency_range_Hz'][0]:.3g}-"
+          f"{imp['frequency_range_Hz'][1]:.3g} Hz; `jaxpnp.impedance` beside `circuits.impedance` of the extracted NCM "
+          f"and its TLM, nothing fitted): low-frequency capacitance mPNP {_num(c['mpnp'])}, NCM {_num(c['ncm'])}, TLM "
+          f"{_num(c['tlm'])} F/m^2; |Z_NCM/Z_mPNP - 1| max {_num(rn['max_below'], '.2g')} (median "
+          f"{_num(rn['median_below'], '.2g')}) below {split}, max {_num(rn['max_above'], '.2g')} above (TLM "
+          f"{_num(rt['max_below'], '.2g')} / {_num(rt['max_above'], '.2g')}); above a few GHz the circuits tend to "
+          f"R_open = {_num(imp['R_open'])} ohm m^2 while the mPNP turns capacitive again: the separator's bulk dielectric "
+          f"relaxation (Debye time {1e12 * imp['debye_time_s']:.3g} ps), which no ladder element holds (figure "
+          "impedance_nyquist)")
     if R.get("discovery"):
         w("\n#### Laws per run (inner links)\n")
         for d, dd in R["discovery"].items():
@@ -322,6 +335,8 @@ def _regime_section(name, S, config, w):
                 "fig2c_resistance_vs_d", "fig3c_ncm_vs_mpnp", "fit_route", "fig3d_ncm_vs_tlm", "fig3ef_slit_charge",
                 "figS12_asymmetry", "fig3g_peak_map"):
         w(f"![{fig}]({name}/figures/{fig}.png)")
+    if imp:
+        w(f"![impedance_nyquist]({name}/figures/impedance_nyquist.png)")
     w("")
 
 

@@ -230,7 +230,7 @@ def _circuit_record(ex: circuits.Extraction) -> dict:
     rec = dict(n_slits=m.n_slits, C_open=float(ex.capacitance[0]), C_slit=ex.capacitance[1:].tolist(),
                C_total=float(np.sum(ex.capacitance)), R_open=float(m.R_open), R_open_source=ex.R_open_source,
                q_max=np.asarray(m.q_max if m.q_max is not None else np.full(m.n_slits, np.nan)).tolist(),
-               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential,
+               capacitor=type(m.capacitor_law()).__name__, link_voltage=ex.potential, link_charge=m.charge,
                R_c=ex.link_R_c.tolist(), gamma=ex.link_gamma.tolist(), projected=ex.projected.tolist())
     if ex.open_law is not None:
         rec.update(gamma_open=ex.open_law.gamma_open, q_max_open=ex.open_law.q_max_open, open_law_r2=ex.open_law.r2)
@@ -358,7 +358,7 @@ def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built:
     R_c0 = _fit_start(disc)
     m = built.headline_model
     start = circuits.NCM(m.n_slits, m.R_open, m.C_open, m.C_slit, R_c0, 0.5, q_max=m.q_max, capacitor=m.capacitor,
-                         gamma_open=m.gamma_open, q_max_open=m.q_max_open)
+                         gamma_open=m.gamma_open, q_max_open=m.q_max_open, charge=m.charge)
     res, fit_s = _timed(lambda: circuits.fit(start, paper, params=("R_c", "gamma"), protocol=cv, steps=config.fit_steps,
                                              polish=config.fit_polish_steps > 0,
                                              polish_steps=max(config.fit_polish_steps, 1), progress=progress))
@@ -427,3 +427,64 @@ def speed(paper: xr.Dataset, built: Circuits) -> dict:
     return dict(mpnp_s=mp, ncm_s=built.paper_ncm_time_s, ncm_first_call_s=built.ncm_first_call_s,
                 ratio=mp / built.paper_ncm_time_s, extracted_ncm_s=built.ncm_time_s,
                 ratio_extracted=mp / built.ncm_time_s)
+
+
+# ---------------------------------------------------------------------------
+# small-signal impedance: the mPNP beside the circuits built from the same run (issue 14)
+
+
+@dataclasses.dataclass
+class ImpedanceSpectra:
+    bias_V: float  # electrode potential phi_m (V) of the linearisation
+    frequencies: int
+    frequency_range_Hz: list
+    split_Hz: float  # the comparison below / above this frequency
+    low_frequency_capacitance: dict  # {mpnp, ncm, tlm}: -1 / (w Im Z) at the lowest frequency (F/m^2)
+    rel_diff: dict  # {ncm, tlm}: max / median |Z / Z_mPNP - 1| below and above split_Hz
+    R_open: float  # the circuits' high-frequency limit (ohm m^2)
+    debye_time_s: float  # the separator's bulk dielectric relaxation time
+    mpnp_method: str
+    mpnp_s: float  # jaxpnp.impedance wall time (s)
+
+
+IMPEDANCE_SPLIT_HZ = 1e9
+
+
+def _rel_stats(z, ref, f, split):
+    rel = np.abs(z / ref - 1.0)
+    lo, hi = rel[f < split], rel[f >= split]
+    stat = lambda a, fn: float(fn(a)) if a.size else math.nan  # noqa: E731
+    return dict(max_below=stat(lo, np.max), median_below=stat(lo, np.median),
+                max_above=stat(hi, np.max), median_above=stat(hi, np.median))
+
+
+def impedance_spectra(config: ReproduceConfig, regime: Regime, model, datadir: Path, figdir: Path,
+                      progress: bool) -> ImpedanceSpectra:
+    """``jaxpnp.impedance`` of the paper case at 0 V beside ``circuits.impedance`` of the extracted NCM
+    ``model`` and its TLM twin (gamma = 0); ``data/impedance.nc`` and ``figures/impedance_nyquist.png``."""
+    el = electrolyte_for(config)
+    f = np.logspace(np.log10(config.impedance_range_Hz[0]), np.log10(config.impedance_range_Hz[1]),
+                    config.impedance_points)
+    ds, mpnp_s = _timed(lambda: jaxpnp.impedance(el, electrode_for(config, config.paper_slit_nm), f, 0.0,
+                                                 grid_nm=config.grid_nm, boundary=config.boundary, progress=progress))
+    z = {"mPNP (linearised)": np.asarray(ds["impedance_real"]) + 1j * np.asarray(ds["impedance_imag"])}
+    tlm = circuits.TLM(model.n_slits, model.R_open, model.C_open, model.C_slit, model.R_c, capacitor=model.capacitor)
+    z["NCM (extracted)"] = np.asarray(circuits.impedance(model, f, charge_fraction=0.0))
+    z["TLM (gamma = 0)"] = np.asarray(circuits.impedance(tlm, f, charge_fraction=0.0))
+    keys = dict(zip(("mpnp", "ncm", "tlm"), z))
+    w0 = 2.0 * np.pi * f[0]
+    xr.Dataset({f"impedance_{part}_{k}": ("frequency", getattr(z[label], part),
+                                          dict(units="ohm m2", long_name=f"{part} part of Z, {label}"))
+                for k, label in keys.items() for part in ("real", "imag")},
+               coords={"frequency": ("frequency", f, dict(units="Hz", long_name="frequency"))},
+               attrs=dict(Conventions="CF-1.10", bias_V=0.0)).to_netcdf(
+        datadir / "impedance.nc", engine="h5netcdf")
+    figures.impedance_nyquist(f, z, float(model.R_open), IMPEDANCE_SPLIT_HZ, figdir / "impedance_nyquist.png")
+    ref = z[keys["mpnp"]]
+    return ImpedanceSpectra(
+        bias_V=0.0, frequencies=int(f.size), frequency_range_Hz=[float(f[0]), float(f[-1])],
+        split_Hz=IMPEDANCE_SPLIT_HZ,
+        low_frequency_capacitance={k: float(-1.0 / (w0 * z[label][0].imag)) for k, label in keys.items()},
+        rel_diff={k: _rel_stats(z[keys[k]], ref, f, IMPEDANCE_SPLIT_HZ) for k in ("ncm", "tlm")},
+        R_open=float(model.R_open), debye_time_s=float(el.debye_time_s),
+        mpnp_method=str(ds.attrs.get("impedance_method", "")), mpnp_s=mpnp_s)

@@ -181,6 +181,28 @@ def test_impedance_matches_continued_fraction_and_de_levie_limit():
     assert errors[0] / errors[1] > 10
 
 
+def test_impedance_of_tabulated_ncm_at_zero_charge_is_the_first_segment_ladder():
+    # from_mpnp builds per-node tables starting at (0 V, 0 C/m^2); the uncharged small-signal
+    # capacitance of node k is C_k times the first segment's slope (was 0 -> NaN impedance)
+    v = np.array([0.0, 0.05, 0.1, 0.2])
+    shape = np.stack([v * (0.6 + 0.1 * k) + 0.4 * v**2 / v[-1] * (1 + 0.1 * k) for k in range(N + 1)])
+    shape = shape * v[-1] / shape[:, -1:]
+    table = circuits.TabulatedCapacitor(v, shape)
+    model = circuits.NCM(N, R_OPEN, C_OPEN, C_SLIT, R_C, gamma=0.5, capacitor=table)
+    f = np.logspace(5, 11, 13)
+    slope0 = shape[:, 1] / v[1]
+    with jaxpnp.float64():
+        np.testing.assert_allclose(np.asarray(model.small_signal_capacitances(0.0)),
+                                   np.r_[C_OPEN, C_SLIT] * slope0, rtol=1e-12)
+    Z = np.asarray(circuits.impedance(model, f, charge_fraction=0.0))
+    Z_ref = _continued_fraction_impedance(R_OPEN, np.r_[C_OPEN, C_SLIT] * slope0, R_C, 2 * np.pi * f)
+    np.testing.assert_allclose(Z, Z_ref, rtol=1e-10)
+    # continuous with a state just inside the first segment, on both sides of 0 V (there the
+    # links' gamma-law charge shifts R by ~ gamma * 1e-4)
+    for fraction in (1e-4, -1e-4):
+        np.testing.assert_allclose(np.asarray(circuits.impedance(model, f, charge_fraction=fraction)), Z, rtol=1e-4)
+
+
 @pytest.mark.parametrize("method, rtol", [("fixed", 1e-6), pytest.param("adaptive", 3e-3, marks=pytest.mark.slow)])
 def test_gradients_through_simulate_match_finite_differences(method, rtol):
     # fixed steps: the discrete map is differentiated exactly. Adaptive: step sizes are

@@ -94,7 +94,9 @@ def synthetic():
 
 def test_from_mpnp_recovers_the_elements_of_a_known_ladder(synthetic):
     truth, circuit_ds, mpnp_like = synthetic
-    ex = circuits.extract(mpnp_like, equilibrium=_equilibrium(np.linspace(0.0, 0.4, 41)), engine="sparse")
+    # the truth reads its passed charges (the paper's law); node potentials default to charge="nodes"
+    ex = circuits.extract(mpnp_like, equilibrium=_equilibrium(np.linspace(0.0, 0.4, 41)), charge="passed",
+                          engine="sparse")
     m = ex.model
     assert ex.potential == "node_potential" and m.n_slits == N
     np.testing.assert_allclose(np.asarray(m.capacitances()), np.r_[TRUE["C_open"], TRUE["C_slit"]], rtol=1e-3)

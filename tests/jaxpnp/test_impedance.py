@@ -36,9 +36,11 @@ def test_blocking_cell_matches_exact_linearised_pnp(boundary):
 
 
 @pytest.mark.parametrize("boundary", ["reservoir", "symmetric"])
-def test_low_frequency_capacitance_is_the_equilibrium_slope(boundary):
+def test_low_frequency_capacitance_is_the_equilibrium_slope(boundary, assert_cf):
     bias, d = 0.05, 1e-4  # V per electrode
     ds = jaxpnp.impedance(EL, TINY, [1e4], bias, grid_nm=0.3, boundary=boundary)
+    q_ds = assert_cf(ds)  # CF units that pint reads (issue 14)
+    assert str(q_ds.impedance_real.pint.units) in ("ohm * meter ** 2", "meter ** 2 * ohm")
     c_ac = -1.0 / (2 * np.pi * 1e4 * float(ds.impedance_imag[0]))  # Z -> R + 1/(i w C)
     eq = jaxpnp.equilibrium(EL, TINY, [bias - d, bias, bias + d], grid_nm=0.3, boundary=boundary)
     q = eq.electrode_charge.values
