@@ -30,7 +30,7 @@ import sys
 import time
 from pathlib import Path
 
-# the repository first: benchmarks/discovery.py would otherwise shadow the discovery package
+# run from a checkout without installing
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import jax.numpy as jnp  # noqa: E402

@@ -17,7 +17,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
-KNOWN = ("mpnp_cv", "ncm", "discovery", "mpnp_vs_ncm")  # in this order; others after
+KNOWN = ("mpnp_cv", "ncm", "discovery_engines", "mpnp_vs_ncm")  # in this order; others after
 
 
 def _scripts():
@@ -92,7 +92,7 @@ def table_rows(results):
             rows.append(("NCM 20 slits", f"{m}: vmapped", r.get("vmap_curves_per_s"), "curves/s"))
             rows.append(("NCM 20 slits", f"{m}: speed-up vs scipy (per curve / vmapped)",
                          f"{r.get('speedup_per_curve_vs_scipy', float('nan')):.3g} / {r.get('speedup_vmap_vs_scipy', float('nan')):.3g}", "x"))
-    dc = results.get("discovery")
+    dc = results.get("discovery_engines")
     if dc:
         for eng, s in (_get(dc, "summary") or {}).items():
             rows.append(("discovery", f"{eng}: median wall per law", s.get("median_wall_s"), "s"))

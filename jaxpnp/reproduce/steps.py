@@ -336,8 +336,10 @@ class FitRoute:
     final_loss: float
     nrmse: float
     fit_time_s: float
-    discovered_R_c: float
+    discovered_R_c: float  # inner-link means of the model the fit starts from (its own discovered laws)
     discovered_gamma: float
+    mid_slit_discovered_R_c: float  # the paper's reading (mid-slit potentials, passed charge), for reference
+    mid_slit_discovered_gamma: float
 
 
 def _fit_start(disc: Discovery) -> float:
@@ -367,7 +369,9 @@ def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built:
     return FitRoute(start=dict(R_c=R_c0, gamma=0.5), R_c=float(res.params["R_c"]), gamma=float(res.params["gamma"]),
                     stderr=res.stderr, final_loss=res.final_loss,
                     nrmse=jaxpnp.nrmse(sim["current_density"], paper["current_density"]), fit_time_s=fit_s,
-                    discovered_R_c=disc.R_c, discovered_gamma=disc.gamma)
+                    discovered_R_c=float(np.mean(np.asarray(m.R_c)[1:])) if np.ndim(m.R_c) else float(m.R_c),
+                    discovered_gamma=float(np.mean(np.asarray(m.gamma)[1:])) if np.ndim(m.gamma) else float(m.gamma),
+                    mid_slit_discovered_R_c=disc.R_c, mid_slit_discovered_gamma=disc.gamma)
 
 
 # ---------------------------------------------------------------------------

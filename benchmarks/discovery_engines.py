@@ -1,6 +1,6 @@
 """Benchmark the equation-discovery engines (and gplearn beside them) on synthetic laws.
 
-    python benchmarks/discovery.py [--dataset run.nc] [--quick] [--out benchmarks/results/discovery.json]
+    python benchmarks/discovery_engines.py [--dataset run.nc] [--quick] [--out benchmarks/results/discovery_engines.json]
 
 Per law (training x in [0, 1], with and without 1% noise) and engine: wall time, whether
 the exact structure was recovered (``discovery.same_structure``: rational laws by their
@@ -19,10 +19,8 @@ import platform
 import sys
 import time
 
-# this file is named discovery.py: make `import discovery` find the package, not itself
 _HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path[:] = [p for p in sys.path if os.path.abspath(p or ".") != _HERE]
-sys.path.insert(0, os.path.dirname(_HERE))
+sys.path.insert(0, os.path.dirname(_HERE))  # run from a checkout without installing
 
 import numpy as np  # noqa: E402
 import sympy  # noqa: E402
@@ -195,7 +193,7 @@ def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--dataset", help="netCDF file from jaxpnp.simulate (optional)")
     parser.add_argument("--quick", action="store_true", help="small populations (smoke run)")
-    parser.add_argument("--out", default=os.path.join(_HERE, "results", "discovery.json"))
+    parser.add_argument("--out", default=os.path.join(_HERE, "results", "discovery_engines.json"))
     args = parser.parse_args(argv)
     rows, pysr_note = run_synthetic(args.quick)
     summary = summarise(rows)
