@@ -58,6 +58,9 @@ def test_frozen_salt_is_the_ncm():
     assert np.all(np.asarray(a.node_concentration) == 1.0)
 
 
+# the ion-content SaltNCM is no longer from_mpnp's default (SaltLadder, tests/circuits/test_salt_ladder.py,
+# covers conservation and extraction in CI); its own checks run with -m slow
+@pytest.mark.slow
 def test_closed_cell_conserves_charge_and_salt():
     """Closed half cell, 0.6 V: stored charge = int I dt and total salt constant, while salt really moves."""
     m = _donnan_model("symmetric")
@@ -154,6 +157,9 @@ def _synthetic_equilibrium(storage, concentrations, potentials, separator_nm, at
     return out
 
 
+# the ion-content SaltNCM is no longer from_mpnp's default (SaltLadder, tests/circuits/test_salt_ladder.py,
+# covers conservation and extraction in CI); its own checks run with -m slow
+@pytest.mark.slow
 def test_from_mpnp_salt_recovers_a_known_model():
     """Synthetic equilibrium curves and a synthetic run with known storage and link resistances."""
     el = jaxpnp.Electrolyte()
