@@ -60,6 +60,19 @@ def _as_param(value):
     return np.asarray(value, dtype=np.float64)
 
 
+def _check_real(cls: str, name: str, value) -> None:
+    """ParameterTypeError unless ``value`` is real numbers (any shape); tracers pass."""
+    if value is None or _is_traced(value):
+        return
+    try:
+        kind = np.asarray(value).dtype.kind
+    except (TypeError, ValueError):
+        kind = "O"
+    if kind not in "iuf":
+        raise ParameterTypeError(f"{cls}.{name} must be a real number or array of them, got "
+                                 f"{type(value).__name__} {value!r}")
+
+
 def _check_param(cls: str, name: str, value, n: int, *, positive: bool = True,
                  lower: float | None = None, upper: float | None = None) -> None:
     """ValueError for bad concrete parameters; JAX tracers pass unchecked."""
@@ -237,6 +250,8 @@ class TabulatedCapacitor(AbstractCapacitor):
     shape_V: Any = eqx.field(converter=_as_param)
 
     def __check_init__(self):
+        _check_real("TabulatedCapacitor", "voltage_V", self.voltage_V)
+        _check_real("TabulatedCapacitor", "shape_V", self.shape_V)
         v, s = np.asarray(self.voltage_V, float), np.asarray(self.shape_V, float)
         if v.ndim != 1 or v.size < 2 or s.shape[-1] != v.size or s.ndim not in (1, 2):
             raise ValueError("TabulatedCapacitor: voltage_V must be (m,) with m >= 2 and shape_V (m,) or (nodes, m)")

@@ -51,7 +51,7 @@ from jaxpnp import float64
 from jaxpnp._electrolyte import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE
 
 from ._drive import drive_from_protocol, output_times
-from ._ncm import DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, _as_param, _check_param, _is_traced
+from ._ncm import DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, _as_param, _check_param, _check_real, _is_traced
 
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 
@@ -266,6 +266,10 @@ class IonContentLinks(AbstractSaltLinks):
     gamma: Any = eqx.field(converter=_as_param, default=0.0, kw_only=True)
     q_max: Any = eqx.field(converter=_as_param, default=1.0, kw_only=True)
     floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR, kw_only=True)
+
+    def __check_init__(self):
+        for name in ("R_c", "content0", "gamma", "q_max"):
+            _check_real("IonContentLinks", name, getattr(self, name))
 
     def conductances(self, q, N, share_plus, env, c=None):
         Q = jnp.cumsum(q[::-1])[::-1][1:]

@@ -49,7 +49,7 @@ from ._drive import drive_from_protocol, output_times
 from ._fast import flat_steps, graded_grid
 from ._kernel import ROS2_GAMMA
 from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor, TabulatedCapacitor, _as_param,
-                   _check_n_slits, _check_param, _is_traced)
+                   _check_n_slits, _check_param, _check_real, _is_traced)
 
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
@@ -123,6 +123,8 @@ class SaltLadder(eqx.Module):
                 raise ValueError(f"SaltLadder.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.capacitor is not None and not isinstance(self.capacitor, AbstractCapacitor):
             raise ValueError(f"SaltLadder.capacitor must be a circuits capacitor law, got {type(self.capacitor).__name__}")
+        _check_real("SaltLadder", "uptake_charge", self.uptake_charge)
+        _check_real("SaltLadder", "uptake_salt", self.uptake_salt)
         if not _is_traced(self.uptake_charge) and not _is_traced(self.uptake_salt):
             qc, ws = np.asarray(self.uptake_charge, float), np.asarray(self.uptake_salt, float)
             if qc.ndim != 2 or qc.shape[0] != n + 1 or qc.shape != ws.shape or qc.shape[1] < 2:

@@ -594,3 +594,14 @@ def test_open_space_law_on_every_solver_path():
                                                              points_per_cycle=60, method="fast").current_density))(go)
     single = circuits.solve(model, cv, points_per_cycle=60, method="fast").current_density
     assert np.max(np.abs(np.asarray(batched[0]) - np.asarray(single))) < 1e-10 * scale
+
+
+@pytest.mark.parametrize("build, match", [
+    (lambda: circuits.TabulatedCapacitor("ab", [0.0, 1.0]), "TabulatedCapacitor.voltage_V must be a real number"),
+    (lambda: circuits.TabulatedCapacitor([0.0, 1.0], [0.0, "1"]), "TabulatedCapacitor.shape_V must be a real number"),
+    (lambda: circuits.IonContentLinks("a", [1.0]), "IonContentLinks.R_c must be a real number"),
+    (lambda: circuits.IonContentLinks(1e-9, [1.0, 1.0], gamma="0.5"), "IonContentLinks.gamma must be a real number"),
+])
+def test_wrong_types_in_circuit_building_blocks_name_the_argument(build, match):
+    with pytest.raises(jaxpnp.ParameterTypeError, match=match):
+        build()
