@@ -37,30 +37,37 @@ def integral_to_differential(F, charge, voltage_integral_scale=1.0, charge_scale
     return (a_s / q_s * sympy.diff(F, q)).subs(q, Q / q_s)
 
 
+def _polynomial_coefficients(F, charge) -> list | None:
+    """[c0, c1, ...] of ``F`` if it is a polynomial in ``charge`` alone (after cancelling), else None."""
+    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
+    expr = sympy.expand(sympy.N(F))
+    if expr.free_symbols - {q}:
+        return None
+    try:
+        num, den = sympy.fraction(sympy.cancel(sympy.together(expr)))
+        if not den.is_number or not num.is_polynomial(q):
+            return None
+        poly = sympy.Poly(sympy.expand(num / den), q)
+    except (sympy.PolynomialError, TypeError, ValueError):
+        return None
+    return [float(poly.coeff_monomial(q ** k)) for k in range(poly.degree() + 1)]
+
+
 def paper_form(F, charge=CHARGE, intercept_tolerance=1e-3):
     """Is ``F(q)`` of the paper's form ``c1 q + c2 q^2`` (F(0) = 0 within
     ``intercept_tolerance``, in units of the normalised integral)? Returns a dict with
     ``form`` ("quadratic", "linear" or "other"), ``paper`` (bool), and for the paper's form
     the normalised ``R_c`` (= F'(0)) and ``gamma`` (= -F''(0) / F'(0), so that
     F'(q) = R_c (1 - gamma q))."""
-    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
     other = {"form": "other", "paper": False, "R_c": math.nan, "gamma": math.nan, "intercept": math.nan}
-    expr = sympy.expand(sympy.N(F))
-    if expr.free_symbols - {q}:
+    coeffs = _polynomial_coefficients(F, charge)
+    if coeffs is None:
         return other
-    try:
-        simplified = sympy.cancel(sympy.together(expr))
-        num, den = sympy.fraction(simplified)
-        if not den.is_number or not num.is_polynomial(q):
-            return other
-        poly = sympy.Poly(sympy.expand(num / den), q)
-    except (sympy.PolynomialError, TypeError, ValueError):
-        return other
-    coeffs = [float(poly.coeff_monomial(q ** k)) for k in range(poly.degree() + 1)]
-    if poly.degree() > 2 or poly.degree() < 1 or coeffs[1] == 0:
+    degree = len(coeffs) - 1
+    if degree > 2 or degree < 1 or coeffs[1] == 0:
         return dict(other, intercept=coeffs[0] if coeffs else math.nan)
     c0, c1 = coeffs[0], coeffs[1]
-    c2 = coeffs[2] if poly.degree() == 2 else 0.0
+    c2 = coeffs[2] if degree == 2 else 0.0
     paper = abs(c0) <= intercept_tolerance
     return {"form": "quadratic" if c2 != 0 else "linear", "paper": bool(paper), "R_c": c1,
             "gamma": paper_gamma(c1, c2), "intercept": c0}
@@ -92,23 +99,14 @@ def paper_form_resistance(F, charge=CHARGE):
     ``c0 + c1 q`` (``R = R_c (1 - gamma q)``, ``c0 > 0``)? Returns a dict as :func:`paper_form`
     with ``form`` "linear", "constant" or "other", the normalised ``R_c`` (= F(0)) and
     ``gamma`` (= -F'(0) / F(0)); ``intercept`` is F(0)."""
-    q = sympy.Symbol(charge) if isinstance(charge, str) else charge
     other = {"form": "other", "paper": False, "R_c": math.nan, "gamma": math.nan, "intercept": math.nan}
-    expr = sympy.expand(sympy.N(F))
-    if expr.free_symbols - {q}:
+    coeffs = _polynomial_coefficients(F, charge)
+    if coeffs is None:
         return other
-    try:
-        simplified = sympy.cancel(sympy.together(expr))
-        num, den = sympy.fraction(simplified)
-        if not den.is_number or not num.is_polynomial(q):
-            return other
-        poly = sympy.Poly(sympy.expand(num / den), q)
-    except (sympy.PolynomialError, TypeError, ValueError):
-        return other
-    coeffs = [float(poly.coeff_monomial(q ** k)) for k in range(poly.degree() + 1)]
-    if poly.degree() > 1 or not coeffs[0] > 0:
+    degree = len(coeffs) - 1
+    if degree > 1 or not coeffs[0] > 0:
         return dict(other, intercept=coeffs[0] if coeffs else math.nan)
-    c1 = coeffs[1] if poly.degree() == 1 else 0.0
+    c1 = coeffs[1] if degree == 1 else 0.0
     return {"form": "linear" if c1 != 0 else "constant", "paper": True, "R_c": coeffs[0],
             "gamma": -c1 / coeffs[0], "intercept": coeffs[0]}
 
