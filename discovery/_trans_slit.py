@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import sympy
+import xarray as xr
 
 CHARGE = "q"  # name of the normalised transferred charge in discovered laws
 
@@ -185,8 +186,6 @@ class TransSlitResult:
     prepared: Any
 
     def _per_link(self, field):
-        import xarray as xr
-
         laws = self.all_links()
         return xr.DataArray([getattr(laws[i], field) for i in laws], dims="link",
                             coords={"link": list(laws)}, name=field)
@@ -236,7 +235,6 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
     half-cycle, at most ``max_points`` evenly spaced samples); then R(t) = (A_s/Q_s) F'(q(t))
     over the cycle. With ``charge="nodes"``: ``U / (I R_s) = F(q)`` on the usable charging
     samples, R(t) = R_s F(q(t)). Returns a :class:`TransSlitResult`."""
-    import xarray as xr
 
     from ._discover import discover
     from ._expression import numpy_function
@@ -277,6 +275,11 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
         results[i] = link
         curves.append(r_cycle)
     links = [int(v) for v in prepared["link"].values]
+    return _transslit_result(prepared, links, curves, results)
+
+
+def _transslit_result(prepared, links, curves, results) -> TransSlitResult:
+    """The laws per link (link 0, the open space, set apart) with each link's R(t) over the cycle."""
     resistance = xr.DataArray(
         np.stack(curves, axis=1), dims=("cycle_time", "link"),
         coords={"cycle_time": prepared["cycle_time"], "link": links,
@@ -293,7 +296,6 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
 
 def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_options):
     """:func:`trans_slit_law` for ``charge="nodes"``: ``r = U / (I R_s) = F(q)`` per link."""
-    import xarray as xr
 
     from ._discover import discover
     from ._expression import numpy_function
@@ -330,15 +332,4 @@ def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_opt
             resistance=(r_s * law.expression).subs(q, sympy.Symbol("Q") / q_s), r2=law.r2, differential_r2=dr2,
             charge_scale=q_s, voltage_integral_scale=float(p["voltage_integral_scale"]), open_space=(i == 0))
         curves.append(r_cycle)
-    resistance = xr.DataArray(
-        np.stack(curves, axis=1), dims=("cycle_time", "link"),
-        coords={"cycle_time": prepared["cycle_time"], "link": links,
-                "charging": prepared["charging"], "open_space": prepared["open_space"]},
-        name="resistance", attrs={"units": "ohm m^2", "long_name": "trans-slit resistance R(t)"})
-    open_space = results.pop(0, None)
-    return TransSlitResult(
-        links=results, open_space_link=open_space, resistance=resistance,
-        R_max=resistance.max("cycle_time").assign_attrs(units="ohm m^2"),
-        R_min=resistance.min("cycle_time").assign_attrs(units="ohm m^2"),
-        prepared=prepared,
-    )
+    return _transslit_result(prepared, links, curves, results)
