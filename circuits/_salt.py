@@ -312,6 +312,21 @@ class ChargeLawLinks(AbstractSaltLinks):
 # ----------------------------------------------------------------------------
 
 
+def check_bulk_packing(owner: str, concentration_M, ion_diameter_nm) -> None:
+    """ValueError when the bulk packing ``2 a^3 c0`` reaches 1 (Bikerman's limit); tracers pass."""
+    if _is_traced(concentration_M) or _is_traced(ion_diameter_nm):
+        return
+    nu = 2.0 * (float(ion_diameter_nm) * 1e-9) ** 3 * float(concentration_M) * 1e3 * AVOGADRO
+    if nu >= 1.0:
+        raise ValueError(f"{owner}: bulk packing 2 a^3 c0 = {nu:.3f} >= 1")
+
+
+def ion_diffusivities(diffusivity_m2_s, anion_diffusivity_m2_s=None):
+    """(D+, D-) in m^2/s; the anion's defaults to the cation's."""
+    dp = jnp.asarray(diffusivity_m2_s)
+    return dp, (dp if anion_diffusivity_m2_s is None else jnp.asarray(anion_diffusivity_m2_s))
+
+
 class SaltNCM(eqx.Module):
     """Salt-aware nano-circuitry model (see the module docstring for the equations).
 
@@ -364,10 +379,7 @@ class SaltNCM(eqx.Module):
             raise ValueError(f"SaltNCM.boundary must be 'reservoir' or 'symmetric', got {self.boundary!r}")
         if self.salt not in ("dynamic", "frozen"):
             raise ValueError(f"SaltNCM.salt must be 'dynamic' or 'frozen', got {self.salt!r}")
-        if not _is_traced(self.concentration_M) and not _is_traced(self.ion_diameter_nm):
-            nu = 2.0 * (float(self.ion_diameter_nm) * 1e-9) ** 3 * float(self.concentration_M) * 1e3 * AVOGADRO
-            if nu >= 1.0:
-                raise ValueError(f"SaltNCM: bulk packing 2 a^3 c0 = {nu:.3f} >= 1")
+        check_bulk_packing("SaltNCM", self.concentration_M, self.ion_diameter_nm)
 
     # ---- derived numbers -------------------------------------------------
     def env(self) -> Env:
@@ -375,9 +387,7 @@ class SaltNCM(eqx.Module):
                    V_T=BOLTZMANN * jnp.asarray(self.temperature_K) / ELEMENTARY_CHARGE)
 
     def _diffusivities(self):
-        dp = jnp.asarray(self.diffusivity_m2_s)
-        dm = dp if self.anion_diffusivity_m2_s is None else jnp.asarray(self.anion_diffusivity_m2_s)
-        return dp, dm
+        return ion_diffusivities(self.diffusivity_m2_s, self.anion_diffusivity_m2_s)
 
     def cation_share(self):
         """Cations' share of a neutral electrolyte's conductivity, D_+ / (D_+ + D_-)."""

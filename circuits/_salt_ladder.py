@@ -43,15 +43,15 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from jaxpnp import float64, protocol_attrs, to_cf
-from jaxpnp._electrolyte import AVOGADRO, ELEMENTARY_CHARGE
+from jaxpnp._electrolyte import AVOGADRO
 
 from ._drive import drive_from_protocol, output_times
 from ._fast import flat_steps, graded_grid
 from ._kernel import ROS2_GAMMA
 from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor, TabulatedCapacitor, _as_param,
                    _check_n_slits, _check_param, _check_real, _is_traced)
+from ._salt import check_bulk_packing, ion_diffusivities
 
-FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
 
 
@@ -134,10 +134,7 @@ class SaltLadder(eqx.Module):
                 raise ValueError("SaltLadder: the uptake tables must be finite")
             if np.any(qc[:, 0] != 0) or np.any(ws[:, 0] != 0) or np.any(np.diff(qc, axis=1) <= 0):
                 raise ValueError("SaltLadder: uptake tables start at (0, 0) and the charges increase strictly")
-        if not _is_traced(self.concentration_M) and not _is_traced(self.ion_diameter_nm):
-            nu = 2.0 * (float(self.ion_diameter_nm) * 1e-9) ** 3 * float(self.concentration_M) * 1e3 * AVOGADRO
-            if nu >= 1.0:
-                raise ValueError(f"SaltLadder: bulk packing 2 a^3 c0 = {nu:.3f} >= 1")
+        check_bulk_packing("SaltLadder", self.concentration_M, self.ion_diameter_nm)
 
     # ---- the pieces ------------------------------------------------------
     def capacitor_law(self) -> AbstractCapacitor:
@@ -147,9 +144,7 @@ class SaltLadder(eqx.Module):
         return jnp.asarray(self.concentration_M) * 1e3  # mol/m^3
 
     def _diffusivities(self):
-        dp = jnp.asarray(self.diffusivity_m2_s)
-        dm = dp if self.anion_diffusivity_m2_s is None else jnp.asarray(self.anion_diffusivity_m2_s)
-        return dp, dm
+        return ion_diffusivities(self.diffusivity_m2_s, self.anion_diffusivity_m2_s)
 
     def salt_diffusivity(self):
         """Ambipolar salt diffusivity ``2 D+ D- / (D+ + D-)`` (m^2/s)."""
