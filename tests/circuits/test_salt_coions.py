@@ -114,6 +114,7 @@ def test_closed_cell_conserves_charge_and_salt_with_coion_states():
     assert np.min(np.asarray(s.separator_concentration)) < 0.9  # the salt really moves
 
 
+@pytest.mark.slow
 def test_coion_ladder_is_differentiable():
     """d loss / d R_c through the whole ROS2 scan matches central finite differences. The smooth
     (mean) co-ion share: "min" has a kink where two nodes' shares tie (every untouched node at t = 0),
