@@ -24,6 +24,16 @@ bulk salt between the reservoir (concentration ``c0``) and the electrode:
   with ``Q`` held at ``Q_max`` beyond it (``saturate=True``: the law is not extrapolated
   past the largest charge of the data it was found on).
 
+``separator="charged"`` (issue 10, the crowded 1 V case; default ``"neutral"``, the above): the
+separator line carries both species, a coarse 1D Bikerman-PNP: per node ``c+`` and ``c-`` (states:
+the salt as above plus ``c+ - c-``), Nernst-Planck fluxes between the nodes, the potential from
+Poisson on the nodes between the reservoir (0 V, ``c0``) and the solution outside node 0's double
+layer (``phi - U(q_0')``). The line's space charge (the depleted, current-carrying end next to the
+electrode) carries salt by migration, which the neutral line cannot. The current is the ionic
+current from the reservoir; ``R_open`` and ``open_law`` are then not used (the line's own
+conductivity is the resistance), node 0's charge ``q_0'`` is the electrode charge there plus the
+line's ionic charge (what node 0's own ions screen).
+
 With ``salt="frozen"`` the concentrations stay at ``c0`` and the model is the NCM
 (``gamma_open = 0``; exactly, tested). State: the NCM's link charges scaled by the
 charge of the whole swing, then the separator nodes' salt (``SaltLadder.state_parts``). Integration: ROS2 (the NCM's
@@ -75,7 +85,8 @@ class SaltLadder(eqx.Module):
     ``SaltLadder(n_slits, R_open, capacitances, R_c, gamma, q_max, uptake_charge, uptake_salt, *,
     separator_m, concentration_M=1.0, ion_diameter_nm=0.66, diffusivity_m2_s=2e-9,
     anion_diffusivity_m2_s=None, capacitor=None, separator_nodes=8, boundary="reservoir",
-    salt="dynamic", open_law="end", saturate=True, salt_release="none")``
+    salt="dynamic", open_law="end", saturate=True, salt_release="none", coions="equilibrium",
+    separator="neutral", relative_permittivity=78.5)``
 
     ``R_open`` (ohm m^2): the open-space branch at ``c0``; ``capacitances`` (n+1,) F/m^2 and
     ``capacitor`` (a capacitor law, e.g. ``TabulatedCapacitor``; linear by default) as the
@@ -474,6 +485,7 @@ class SaltLadderSolution(eqx.Module):
     total_salt: Float[Array, " t"]  # mol/m^2: node excess + separator
     reservoir_flux: Float[Array, " t"]  # mol/m^2/s into the separator
     cation_content: Float[Array, "t n+1"]  # mol/m^2 per node (coions="dynamic"; NaN otherwise)
+    separator_net_charge: Float[Array, "t m"]  # mol/L, c+ - c- of the separator nodes (0 for the neutral line)
 
 
 def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
@@ -528,7 +540,8 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
                                   link_current=f["link_current"], open_resistance=f["open_resistance"],
                                   separator_concentration=c * 1e-3, total_salt=model.total_salt(y, scale),
                                   reservoir_flux=f["reservoir_flux"],
-                                  cation_content=f.get("cations", jnp.full(q.shape, jnp.nan)))
+                                  cation_content=f.get("cations", jnp.full(q.shape, jnp.nan)),
+                                  separator_net_charge=model.separator_net_charge(y) * 1e-3)
 
     return jax.vmap(observe)(save_tau, ys)
 
@@ -580,6 +593,8 @@ def salt_ladder_to_dataset(solution: SaltLadderSolution, model: SaltLadder, prot
             "total_salt": ("time", s.total_salt, {"units": "mol/m^2",
                                                   "long_name": "excess ions of the nodes plus the separator's ions"}),
             "reservoir_flux": ("time", s.reservoir_flux, {"units": "mol/m^2/s"}),
+            "separator_net_charge": (("time", "separator_node"), s.separator_net_charge, {
+                "units": "mol/L", "long_name": "c+ - c- of the separator nodes (separator='charged'; 0 otherwise)"}),
             "cation_content": (("time", "slit"), s.cation_content, {
                 "units": "mol/m^2", "long_name": "cations of each node (coions='dynamic'; node 0 at equilibrium)"}),
         },
