@@ -365,7 +365,8 @@ def fit(model: AbstractLadder, data, params: Sequence[str] = ("R_c", "gamma"), *
             updates, opt_state = optimizer.update(grad, opt_state)
             return optax.apply_updates(free, updates), opt_state, value
 
-        history = []
+        # with LM alone the history still starts at the starting point
+        history = [] if steps else [float(jax.jit(loss)(free))]
         bar = tqdm(range(int(steps)), desc="fit (Adam)", disable=not progress, leave=False)
         for _ in bar:
             free, opt_state, value = adam_step(free, opt_state)
