@@ -36,7 +36,6 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -48,12 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 
 import jaxpnp  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+from _common import RESULTS, add_solver_arguments, case_electrode, peak_rss_mb  # noqa: E402
 
 
 def relative_l2(a, b):
@@ -168,11 +162,8 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="small geometry, short budget (checks the script)")
     ap.add_argument("--grids", type=float, nargs="+", default=None, help="grid sequence (nm), coarse to fine")
-    ap.add_argument("--half-period-debye", type=float, default=2000.0)
     ap.add_argument("--scipy-budget", type=float, default=900.0, help="wall-clock seconds for the scipy baseline")
-    ap.add_argument("--points", type=int, default=200)
-    ap.add_argument("--rtol", type=float, default=1e-5)
-    ap.add_argument("--atol", type=float, default=1e-7)
+    add_solver_arguments(ap)
     ap.add_argument("--nominal-geometry", action="store_true",
                     help="run every grid on the nominal geometry (each snaps it differently)")
     ap.add_argument("--output", default=str(RESULTS / "mpnp_cv.json"))
@@ -180,17 +171,9 @@ def main(argv=None):
 
     el = jaxpnp.Electrolyte()
     tau = float(el.debye_time_s)
-    if args.quick:
-        electrode = jaxpnp.Electrode(n_sheets=3, slit_nm=1.5, sheet_length_nm=3.6, sheet_gap_nm=1.2,
-                                     sheet_thickness_nm=0.3, separator_nm=3.0)
-        grids = args.grids or [0.3, 0.15]
-        budget = min(args.scipy_budget, 60.0)
-        case = "quick (3 sheets, 3.6 nm)"
-    else:
-        electrode = jaxpnp.Electrode()
-        grids = args.grids or [0.125, 0.0625]
-        budget = args.scipy_budget
-        case = "paper (6 staggered sheets, d = 1.5 nm, 10 nm sheets)"
+    electrode, case = case_electrode(args.quick)
+    grids = args.grids or ([0.3, 0.15] if args.quick else [0.125, 0.0625])
+    budget = min(args.scipy_budget, 60.0) if args.quick else args.scipy_budget
     nominal = electrode
     if not args.nominal_geometry:
         electrode = held_geometry(electrode, grids[0])

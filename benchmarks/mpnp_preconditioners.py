@@ -24,7 +24,6 @@ import dataclasses
 import json
 import os
 import platform
-import resource
 import sys
 import time
 from pathlib import Path
@@ -38,20 +37,9 @@ import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
 
 import jaxpnp  # noqa: E402
+from _common import RESULTS, add_solver_arguments, case_electrode, load_average, peak_rss_mb  # noqa: E402
 
-RESULTS = Path(__file__).resolve().parent / "results"
 ALL = ("superlu", "block_thomas", "cyclic_reduction")
-
-
-def peak_rss_mb():
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
-
-
-def load_average():
-    try:
-        return os.getloadavg()[0]
-    except OSError:
-        return None
 
 
 def held_geometry(electrode, h_nm):
@@ -100,24 +88,14 @@ def main(argv=None):
     ap.add_argument("--grids", type=float, nargs="+", default=None)
     ap.add_argument("--preconditioner", nargs="+", default=list(ALL), choices=ALL)
     ap.add_argument("--repeats", type=int, default=2)
-    ap.add_argument("--half-period-debye", type=float, default=2000.0)
-    ap.add_argument("--points", type=int, default=200)
-    ap.add_argument("--rtol", type=float, default=1e-5)
-    ap.add_argument("--atol", type=float, default=1e-7)
+    add_solver_arguments(ap)
     ap.add_argument("--output", default=str(RESULTS / "mpnp_preconditioners.json"))
     args = ap.parse_args(argv)
 
     el = jaxpnp.Electrolyte()
     tau = float(el.debye_time_s)
-    if args.quick:
-        electrode = jaxpnp.Electrode(n_sheets=3, slit_nm=1.5, sheet_length_nm=3.6, sheet_gap_nm=1.2,
-                                     sheet_thickness_nm=0.3, separator_nm=3.0)
-        grids = args.grids or [0.15]
-        case = "quick (3 sheets, 3.6 nm)"
-    else:
-        electrode = jaxpnp.Electrode()
-        grids = args.grids or [0.125]
-        case = "paper (6 staggered sheets, d = 1.5 nm, 10 nm sheets)"
+    electrode, case = case_electrode(args.quick)
+    grids = args.grids or ([0.15] if args.quick else [0.125])
     electrode = held_geometry(electrode, grids[0])
     cv = jaxpnp.CV(v_min=0.0, v_max=1.0, scan_rate_V_s=1.0 / (args.half_period_debye * tau))
     names = args.preconditioner

@@ -43,8 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import jax  # noqa: E402
 
 import jaxpnp  # noqa: E402
-
-RESULTS = Path(__file__).resolve().parent / "results"
+from _common import RESULTS, add_solver_arguments, load_average  # noqa: E402
 
 
 def bdf2_sparse_newton(el, electrode, cv, h_nm, boundary, rtol, atol, times_s, budget_s):
@@ -174,10 +173,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--grid", type=float, default=0.125)
-    ap.add_argument("--half-period-debye", type=float, default=2000.0)
-    ap.add_argument("--points", type=int, default=200)
-    ap.add_argument("--rtol", type=float, default=1e-5)
-    ap.add_argument("--atol", type=float, default=1e-7)
+    add_solver_arguments(ap)
     ap.add_argument("--budget", type=float, default=3600.0, help="wall-clock seconds for the baseline")
     ap.add_argument("--preconditioner", default="auto", help="jaxpnp's preconditioner for the comparison run")
     ap.add_argument("--output", default=str(RESULTS / "mpnp_scipy_newton.json"))
@@ -215,7 +211,7 @@ def main(argv=None):
     ratios = {f"baseline_over_{k}": base["projected_full_cycle_s"] / v["run_time_s"] for k, v in results.items()}
     out = dict(benchmark="mpnp_scipy_newton", quick=args.quick, grid_nm=grid, rtol=args.rtol, atol=args.atol,
                half_period_debye_times=args.half_period_debye, jaxpnp=results, bdf2_sparse_lu=base, **ratios,
-               load_average=os.getloadavg()[0],
+               load_average=load_average(),
                machine=dict(platform=platform.platform(), cpus=os.cpu_count(), jax=jax.__version__))
     print(json.dumps(ratios))
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
