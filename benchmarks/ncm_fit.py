@@ -82,7 +82,7 @@ def routes(model):
         "law_scale_inner": (lambda a, b: circuits.scaled_laws(model, scale=a, gamma_scale=b, links=range(1, n)),
                             circuits.SCALED_LAW_PARAMS, None, (1.0, 1.0), neutral(1.0)),
         "inner_pair": (lambda a, b: inner_pair(model, a, b), ("law.params.R_c", "law.params.gamma"),
-                       {"law.params.R_c": "log"}, (R_in, g_in), neutral(R_in)),
+                       {"law.params.R_c": "log", "law.params.gamma": "identity"}, (R_in, g_in), neutral(R_in)),
         "one_pair": (lambda a, b: dataclasses.replace(model, R_c=a, gamma=b), ("R_c", "gamma"), {"gamma": "identity"},
                      (R_in, g_in), neutral(R_in)),
     }
@@ -167,6 +167,8 @@ def main():
     ap.add_argument("--runs", default="/work/runs/cache")
     ap.add_argument("--quick", action="store_true")
     ap.add_argument("--out", default=None)
+    ap.add_argument("--routes", default=None, help="comma-separated routes to rerun into an existing --out JSON "
+                    "(no per-link and profile parts)")
     args = ap.parse_args()
     data, model, build_s = load(Path(args.runs))
     R_k, g_k = np.asarray(model.R_c, float), np.asarray(model.gamma, float)
@@ -181,13 +183,16 @@ def main():
                              all_mean=dict(R_c=float(np.mean(R_k)), gamma=float(np.mean(g_k))), build_s=build_s),
                   routes={})
     specs = routes(model)
-    for name in (["law_scale"] if args.quick else list(specs)):
+    out = Path(args.out or f"benchmarks/results/ncm_fit{'_quick' if args.quick else ''}.json")
+    chosen = args.routes.split(",") if args.routes else (["law_scale"] if args.quick else list(specs))
+    if args.routes and out.exists():  # rerun some routes, keep the rest of the file
+        result = json.loads(out.read_text())
+    for name in chosen:
         result["routes"][name] = run_route(name, specs[name], datasets, model)
-    if not args.quick:
+    if not args.quick and not args.routes:
         result["per_link_at_discovered"] = per_link(model, datasets)
         result["profile_law_scale"] = profile(model, {k: datasets[k] for k in ("hp1000", "hp5000")},
                                               np.linspace(0.7, 1.3, 13), np.linspace(-0.5, 2.0, 11))
-    out = Path(args.out or f"benchmarks/results/ncm_fit{'_quick' if args.quick else ''}.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))
     print(f"wrote {out}")

@@ -254,6 +254,14 @@ class _Problem:
                 raise ValueError(f"transforms[{p!r}] must be one of {_TRANSFORMS}, got {kind!r}")
             self.transforms.append(_Transform(kind, float(gamma_bounds[0]), float(gamma_bounds[1]))
                                    if kind == "logit" else _Transform(kind))
+        for p, get, tr in zip(self.params, self.getters, self.transforms):
+            value = get(model)
+            margin = 1e-3 * (tr.hi - tr.lo)
+            if tr.kind == "logit" and not isinstance(value, jax.core.Tracer) and not (
+                    np.all(np.asarray(value) > tr.lo + margin) and np.all(np.asarray(value) < tr.hi - margin)):
+                # at the bound the logit's slope is ~0: the fit would never leave the start
+                raise ValueError(f"{p!r} starts at {np.asarray(value).tolist()}, on the bounds [{tr.lo:g}, {tr.hi:g}] of "
+                                 f"its logit coordinate; start inside or pass transforms={{{p!r}: 'identity'}}")
         self.model = model
         self.method = method
         self.options = dict(solver_options)

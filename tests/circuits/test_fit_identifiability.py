@@ -92,6 +92,8 @@ def test_fit_options_are_checked_before_compute(synthetic):
         circuits.fit(true, data[0], transforms={"gamma": "sqrt"}, progress=False)
     with pytest.raises(ValueError, match="not fitted"):
         circuits.fit(true, data[0], transforms={"C_open": "log"}, progress=False)
+    with pytest.raises(ValueError, match="logit"):  # a logit gamma started at 0 could never move
+        circuits.fit(dataclasses.replace(true, gamma=0.0), data[0], progress=False)
     with pytest.raises(ValueError, match="built-in law"):
         circuits.scaled_laws(circuits.scaled_laws(true))
     with pytest.raises(ValueError, match="link indices"):
