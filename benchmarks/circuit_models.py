@@ -12,6 +12,8 @@ sheets, d = 1.5 nm, the quick reproduce grid (0.25 nm), reservoir boundary:
   along the normalised depth, the new electrode's own equilibrium curves), for 4 and 8 sheets;
   beside it its variants (salt frozen, series open law, unsaturated links) and the
   node-potential NCM (same links, the open-space law ``R_open (1 - gamma_open Q/Q_max)``);
+* the charged separator line (``separator="charged"``: a coarse Bikerman-PNP of the separator) alone and
+  with co-ions (``benchmarks/charged_separator.py`` measures just these, with predictions);
 * the co-ion-aware SaltLadder (``coions="dynamic"``: each slit's co-ions a state, the uniform-slit
   Bikerman potentials on the equilibrium tables) and its variants (``COION_VARIANTS``), two of them
   also on the predictions; ``--confirm DIR``: the 1 V headline on DIR's run (another grid);
@@ -176,8 +178,12 @@ COION_VARIANTS = {
     "salt_ladder_coions_mean_share_series_open_law": dict(coions="dynamic", link_share="mean", open_law="series"),
     "salt_ladder_coions_content_links_series_open_law": dict(coions="dynamic", link_law="content", open_law="series"),
     "salt_ladder_coions_4_separator_nodes": dict(coions="dynamic", separator_nodes=4),
+    # the charged (Nernst-Planck-Poisson) separator line (sepline, issue 10); benchmarks/charged_separator.py
+    "salt_ladder_charged_separator": dict(separator="charged"),
+    "salt_ladder_coions_charged_separator": dict(coions="dynamic", separator="charged"),
 }
-PREDICTED_VARIANTS = ("salt_ladder_coions", "salt_ladder_coions_series_open_law", "salt_ladder_coions_mean_share_series_open_law")
+PREDICTED_VARIANTS = ("salt_ladder_coions", "salt_ladder_coions_series_open_law", "salt_ladder_coions_mean_share_series_open_law",
+                      "salt_ladder_coions_charged_separator")
 
 
 def predictions(model, runs, v_max, eqs):
