@@ -12,13 +12,16 @@ sheets, d = 1.5 nm, the quick reproduce grid (0.25 nm), reservoir boundary:
   along the normalised depth, the new electrode's own equilibrium curves), for 4 and 8 sheets;
   beside it its variants (salt frozen, series open law, unsaturated links) and the
   node-potential NCM (same links, the open-space law ``R_open (1 - gamma_open Q/Q_max)``);
+* the co-ion-aware SaltLadder (``coions="dynamic"``: each slit's co-ions a state, the uniform-slit
+  Bikerman potentials on the equilibrium tables) and its variants (``COION_VARIANTS``), two of them
+  also on the predictions; ``--confirm DIR``: the 1 V headline on DIR's run (another grid);
 * ``--content``: the ion-content model ``circuits.SaltNCM`` (``salt_model="content"``; slow compile);
   ``--ncm``: ``circuits.from_mpnp(ds, kind="ncm")`` with the discovered laws (slow: discovery).
 
 NRMSE = RMS(I_model - I_mPNP) / RMS(I_mPNP) over the cycle. Writes
 ``benchmarks/results/circuit_models.json``.
 
-    python benchmarks/circuit_models.py [--runs _runs] [--prefix NAME_] [--content] [--ncm] [--regimes 0.2 1.0]
+    python benchmarks/circuit_models.py [--runs _runs] [--prefix NAME_] [--content] [--ncm] [--regimes 0.2 1.0] [--confirm DIR]
 """
 
 from __future__ import annotations
@@ -134,7 +137,8 @@ def ladder_with_sheets(model: circuits.SaltLadder, ds_new, eq_new) -> circuits.S
 
     q_max = along(ratio_old) * downstream(cap, C, n_new)
     return dataclasses.replace(model, n_slits=n_new, capacitances=np.asarray(C), capacitor=cap, R_c=along(model.R_c),
-                               gamma=along(model.gamma), q_max=q_max, uptake_charge=qc, uptake_salt=ws)
+                               gamma=along(model.gamma), q_max=q_max, uptake_charge=qc, uptake_salt=ws,
+                               region_volume_m=circuits.region_volumes(eq_new))
 
 
 def timed(solve, *args, **kw):
@@ -164,6 +168,47 @@ def node_potential_ncm(ds, eq):
 
 
 PREDICTIONS = (("rate/5", 5, 6), ("rate/20", 20, 6), ("4 sheets", 1, 4), ("8 sheets", 1, 8))
+# the co-ion-aware variants (coion, issue 10): each slit's co-ions a state; "min"/"mean" co-ion share of a link
+COION_VARIANTS = {
+    "salt_ladder_coions": dict(coions="dynamic"),
+    "salt_ladder_coions_series_open_law": dict(coions="dynamic", open_law="series"),
+    "salt_ladder_coions_mean_share": dict(coions="dynamic", link_share="mean"),
+    "salt_ladder_coions_mean_share_series_open_law": dict(coions="dynamic", link_share="mean", open_law="series"),
+    "salt_ladder_coions_content_links_series_open_law": dict(coions="dynamic", link_law="content", open_law="series"),
+    "salt_ladder_coions_4_separator_nodes": dict(coions="dynamic", separator_nodes=4),
+}
+PREDICTED_VARIANTS = ("salt_ladder_coions", "salt_ladder_coions_mean_share_series_open_law")
+
+
+def predictions(model, runs, v_max, eqs):
+    out = {}
+    for label, slower, ns in PREDICTIONS:
+        ds = mpnp_run(runs, v_max, slower * HALF_PERIOD_DEBYE, ns)
+        try:
+            with jaxpnp.float64():
+                m = model if ns == 6 else ladder_with_sheets(model, ds, eqs[ns][0])
+                Ip, _, t_p = timed(circuits.solve, m, cv_of(ds), times=np.asarray(ds["time"]))
+            out[label] = dict(nrmse=nrmse(Ip, ds["current_density"]), solve_s=t_p,
+                              mpnp_s=float(ds.attrs.get("solver_run_time_s", np.nan)))
+        except Exception as err:  # noqa: BLE001 - reported, the rest goes on
+            out[label] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")
+    return out
+
+
+def confirm(directory: Path):
+    """The headline on another grid's run: DIR/mpnp_v1_hp1000_n6.nc with DIR/equilibrium_n6_c1.nc."""
+    ds = jaxpnp.load(directory / "mpnp_v1_hp1000_n6.nc")
+    eq = xr.load_dataset(directory / "equilibrium_n6_c1.nc")
+    Im = np.asarray(ds["current_density"])
+    out = dict(grid_nm=float(ds.attrs["grid_nm"]), run=str(directory / "mpnp_v1_hp1000_n6.nc"))
+    with jaxpnp.float64():
+        model = circuits.from_mpnp(ds, kind="salt", equilibrium=[eq])
+        for name, change in {"salt_ladder": {}, **COION_VARIANTS}.items():
+            I = np.asarray(circuits.solve(dataclasses.replace(model, **change), cv_of(ds),
+                                          times=np.asarray(ds["time"])).current_density)
+            out[name] = nrmse(I, Im)
+            print(f"   {directory.name} {name}: {out[name]:.4f}", flush=True)
+    return out
 
 
 def main():
@@ -174,6 +219,7 @@ def main():
     ap.add_argument("--content", action="store_true", help="also the ion-content SaltNCM (slow compile)")
     ap.add_argument("--ncm", action="store_true", help="also the NCM from the discovered laws (slow: discovery)")
     ap.add_argument("--out", default="benchmarks/results/circuit_models.json")
+    ap.add_argument("--confirm", default=None, help="also the 1 V headline on DIR's run (e.g. /work/runs/cache125)")
     args = ap.parse_args()
     runs = Path(args.runs)
     runs.mkdir(parents=True, exist_ok=True)
@@ -213,7 +259,7 @@ def main():
                     "salt_ladder_unsaturated_links": dict(saturate=False),
                     "salt_ladder_equilibrium_salt_release": dict(salt_release="equilibrium"),
                     "salt_ladder_4_separator_nodes": dict(separator_nodes=4),
-                    "salt_ladder_16_separator_nodes": dict(separator_nodes=16)}
+                    "salt_ladder_16_separator_nodes": dict(separator_nodes=16), **COION_VARIANTS}
         for name, change in variants.items():
             with jaxpnp.float64():
                 Iv = np.asarray(circuits.solve(dataclasses.replace(model, **change), cv_of(base),
@@ -226,18 +272,13 @@ def main():
         R["ncm_node_potential"] = dict(nrmse=nrmse(In, Im), first_call_s=first_n, solve_s=warm_n,
                                        gamma_open=float(ncm.gamma_open))
         print(f"   node-potential NCM (same links, open-space law): {R['ncm_node_potential']['nrmse']:.4f}", flush=True)
-        preds = R["predictions"] = {}
-        for label, slower, ns in PREDICTIONS:
-            ds = mpnp_run(runs, v_max, slower * HALF_PERIOD_DEBYE, ns)
-            try:
-                with jaxpnp.float64():
-                    m = model if ns == 6 else ladder_with_sheets(model, ds, eqs[ns][0])
-                    Ip, _, t_p = timed(circuits.solve, m, cv_of(ds), times=np.asarray(ds["time"]))
-                preds[label] = dict(nrmse=nrmse(Ip, ds["current_density"]), solve_s=t_p,
-                                    mpnp_s=float(ds.attrs.get("solver_run_time_s", np.nan)))
-            except Exception as err:  # noqa: BLE001 - reported, the rest goes on
-                preds[label] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")
-            print(f"   prediction {label}: {preds[label]}", flush=True)
+        R["predictions"] = predictions(model, runs, v_max, eqs)
+        for label, p in R["predictions"].items():
+            print(f"   prediction {label}: {p}", flush=True)
+        for name in PREDICTED_VARIANTS:
+            R[name]["predictions"] = predictions(dataclasses.replace(model, **COION_VARIANTS[name]), runs, v_max, eqs)
+            print(f"   {name} predictions: " + ", ".join(f"{k} {v.get('nrmse', v.get('error'))}"
+                                                       for k, v in R[name]["predictions"].items()), flush=True)
         if args.content:
             try:
                 with jaxpnp.float64():
@@ -261,6 +302,8 @@ def main():
             except Exception as err:  # noqa: BLE001
                 R["ncm_discovered"] = dict(error=f"{type(err).__name__}: {str(err)[:200]}")
             print(f"   NCM from the discovered laws: {R['ncm_discovered']}", flush=True)
+    if args.confirm:
+        result["confirm"] = confirm(Path(args.confirm))
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(result, indent=2))

@@ -300,6 +300,16 @@ def uptake_tables(equilibrium: xr.Dataset):
     return (q + ramp).T.copy(), w.T.copy()
 
 
+def region_volumes(equilibrium: xr.Dataset) -> np.ndarray:
+    """Electrolyte volume per projected area (m, (n+1,)) of every node: its uncharged ion content over ``2 c0``
+    (at 0 V the discrete equilibrium is the uniform bulk)."""
+    phi = np.asarray(equilibrium["potential"], float)
+    if not np.any(phi == 0.0):
+        raise ValueError("the node volumes need the 0 V equilibrium point (the uncharged ion content)")
+    N0 = np.asarray(equilibrium["slit_ion_content"].transpose("potential", "slit"), float)[np.argmax(phi == 0.0)]
+    return N0 / (2.0 * float(equilibrium.attrs["concentration_M"]) * 1e3)
+
+
 def node_potential_links(ds, equilibrium: xr.Dataset):
     """``(R_c, gamma, q_max)`` per link (n,): the paper's law ``R_c (1 - gamma Q/Q_max)`` on the circuit
     node potentials, by the discovery's integral-form least squares over the charging half-cycle
@@ -319,8 +329,8 @@ def node_potential_links(ds, equilibrium: xr.Dataset):
 
 
 def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
-                          saturate: bool = True, salt_release="none", links=None, laws=None, engine=None, seed=None,
-                          discovery_options=None):
+                          saturate: bool = True, salt_release="none", coions="equilibrium", link_law="paper", links=None, laws=None,
+                          engine=None, seed=None, discovery_options=None):
     """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
 
     Capacitors (``circuits.equilibrium_capacitor``) and salt uptake (:func:`uptake_tables`) from the
@@ -329,7 +339,9 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
     separator ``snapped_separator_nm`` long in ``separator_nodes`` nodes. gamma above 1 is held at
     0.999 (a resistance that would vanish before ``Q_max``). ``laws``/``engine``/``seed``/
     ``discovery_options`` (what ``from_mpnp`` passes) are unused: the laws' paper form comes from the
-    node potentials here (a mid-slit law does not apply to node potentials).
+    node potentials here (a mid-slit law does not apply to node potentials). ``coions="dynamic"``: each
+    slit carries its co-ion content as a state (``SaltLadder.ion_potentials``), the node volumes from
+    the equilibrium data's uncharged ion content, ``N_k(0) / (2 c0)`` (:func:`region_volumes`).
     """
     eq = _run_equilibrium(equilibrium, ds)
     n = int(ds.sizes["slit"]) - 1
@@ -347,7 +359,7 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
                        anion_diffusivity_m2_s=float(a.get("anion_diffusivity_m2_s", a["diffusivity_m2_s"])),
                        temperature_K=float(a["temperature_K"]), capacitor=capacitor,
                        separator_nodes=int(separator_nodes), open_law=open_law, saturate=bool(saturate),
-                       salt_release=salt_release,
+                       salt_release=salt_release, coions=coions, link_law=link_law, region_volume_m=region_volumes(eq),
                        boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
     return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
                        R_open=float(model.R_open), capacitance=np.asarray(C).tolist())

@@ -43,7 +43,7 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from jaxpnp import float64, protocol_attrs, to_cf
-from jaxpnp._electrolyte import AVOGADRO
+from jaxpnp._electrolyte import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE
 
 from ._drive import drive_from_protocol, output_times
 from ._fast import flat_steps, graded_grid
@@ -52,6 +52,8 @@ from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor,
                    _check_n_slits, _check_param, _check_real, _is_traced)
 from ._salt import check_bulk_packing, ion_diffusivities
 
+COION_MODES = ("equilibrium", "dynamic")
+FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
 
 
@@ -103,6 +105,10 @@ class SaltLadder(eqx.Module):
     saturate: bool = eqx.field(static=True, default=True, kw_only=True)
     salt_release: Literal["equilibrium", "none"] = eqx.field(static=True, default="none", kw_only=True)
     resistance_floor: float = eqx.field(static=True, default=DEFAULT_RESISTANCE_FLOOR, kw_only=True)
+    coions: Literal["equilibrium", "dynamic"] = eqx.field(static=True, default="equilibrium", kw_only=True)
+    region_volume_m: Any = eqx.field(converter=_as_param, default=None, kw_only=True)
+    link_law: Literal["paper", "content"] = eqx.field(static=True, default="paper", kw_only=True)
+    link_share: Literal["min", "mean"] = eqx.field(static=True, default="min", kw_only=True)
 
     def __check_init__(self):
         n = _check_n_slits("SaltLadder", self.n_slits)
@@ -118,7 +124,9 @@ class SaltLadder(eqx.Module):
                 or self.separator_nodes < 1:
             raise ValueError(f"SaltLadder.separator_nodes must be an integer >= 1, got {self.separator_nodes!r}")
         for name, allowed in (("boundary", ("reservoir", "symmetric")), ("salt", ("dynamic", "frozen")),
-                              ("open_law", ("end", "series")), ("salt_release", ("equilibrium", "none"))):
+                              ("open_law", ("end", "series")), ("salt_release", ("equilibrium", "none")),
+                              ("coions", COION_MODES), ("link_law", ("paper", "content")),
+                              ("link_share", ("min", "mean"))):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SaltLadder.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.capacitor is not None and not isinstance(self.capacitor, AbstractCapacitor):
@@ -135,6 +143,13 @@ class SaltLadder(eqx.Module):
             if np.any(qc[:, 0] != 0) or np.any(ws[:, 0] != 0) or np.any(np.diff(qc, axis=1) <= 0):
                 raise ValueError("SaltLadder: uptake tables start at (0, 0) and the charges increase strictly")
         check_bulk_packing("SaltLadder", self.concentration_M, self.ion_diameter_nm)
+        if self.coions == "dynamic":
+            if self.region_volume_m is None:
+                raise ValueError("SaltLadder(coions='dynamic') needs region_volume_m (n+1,) m: each node's electrolyte volume "
+                                 "per projected area (N(0) / (2 c0) of the equilibrium data)")
+            _check_param("SaltLadder", "region_volume_m", self.region_volume_m, n + 1, positive=True)
+        elif self.link_law == "content":
+            raise ValueError("SaltLadder(link_law='content') needs coions='dynamic' (the species' contents)")
 
     # ---- the pieces ------------------------------------------------------
     def capacitor_law(self) -> AbstractCapacitor:
@@ -202,11 +217,21 @@ class SaltLadder(eqx.Module):
         """Salt state scale (mol/m^2): the ions of one separator node at c0, ``2 c0 L / m``."""
         return 2.0 * self._c0() * jnp.asarray(self.separator_m) / self.separator_nodes
 
+    def _layout(self):
+        """Start indices of the state's parts: separator salt, the tracked uptake (``salt_release="none"``), co-ions."""
+        n1, m = self.n_slits + 1, self.separator_nodes
+        extra = 1 if (self.salt_release == "none" and self.salt == "dynamic") else 0
+        return n1, n1 + m, n1 + m + extra
+
+    def _cation_unit(self):
+        """Co-ion state scale (mol/m^2, (n+1,)): each node's cations at 0 V, ``c0 V_k``."""
+        return self._c0() * jnp.asarray(self.region_volume_m)
+
     def state_parts(self, y, scale):
         """``(X (n+1,) C/m^2 passed charges, q (n+1,) node charges, c (m,) mol/m^3)`` of a scaled state.
 
         Salt state: each separator node's ions over ``2 c0 L/m``, the last one's plus the nodes' excess
-        ions ``sum_k w_k(q_k)`` (so every salt flux is a difference of state components: the ROS2
+        ions (``electrode_salt``; so every salt flux is a difference of state components: the ROS2
         steps conserve the salt exactly, a linear invariant)."""
         n1 = self.n_slits + 1
         X = scale * y[:n1]
@@ -218,21 +243,77 @@ class SaltLadder(eqx.Module):
         # a floor keeps c0/c finite if a long step overshoots; the current it throttles then refills it
         return X, q, self._c0() * jnp.maximum(z + 1.0, 1e-6)
 
+    def cations(self, y):
+        """Cation content (mol/m^2, (n,)) of the slit nodes 1..n (``coions="dynamic"``)."""
+        _, _, k = self._layout()
+        return self._cation_unit()[1:] * (1.0 + y[k:k + self.n_slits])
+
     def electrode_salt(self, y, q):
-        """The nodes' excess ions over ``2 c0 L/m``: ``sum_k w_k(q_k)`` (``salt_release="equilibrium"``) or the
-        state that only grows (``"none"``: what a node took up stays in it within the run)."""
-        if self.salt_release == "none":
-            return y[-1]
-        return jnp.sum(self.uptake(q)) / self._content_unit()
+        """The nodes' excess ions over ``2 c0 L/m``. Node 0 (and, with ``coions="equilibrium"``, every node):
+        ``w_k(q_k)`` (``salt_release="equilibrium"``) or the state that only grows (``"none"``: what a node
+        took up stays in it within the run). With ``coions="dynamic"`` the slits' ions are their own:
+        ``q_k/F + 2 (p_k - p_k(0))``."""
+        _, k_taken, _ = self._layout()
+        if self.coions == "equilibrium":
+            return y[k_taken] if self.salt_release == "none" else jnp.sum(self.uptake(q)) / self._content_unit()
+        node0 = y[k_taken] if self.salt_release == "none" else self.uptake(q)[0] / self._content_unit()
+        slits = jnp.sum(q[1:] / FARADAY + 2.0 * (self.cations(y) - self._cation_unit()[1:]))
+        return node0 + slits / self._content_unit()
+
+    def ion_potentials(self, q, p):
+        """``(u_minus, u_plus, cations, anions)`` (n+1,) of the nodes at charges ``q`` (C/m^2) and slit cations ``p``
+        (mol/m^2, (n,); node 0 holds its equilibrium co-ions).
+
+        ``u_-/u_+`` (V): the double-layer voltage the anions / cations of the node see, ``U(q)`` of the
+        capacitor plus the uniform-slit Bikerman excess of the node's ion contents over the equilibrium ones
+        at the same charge (``p_eq(q) = (N_eq(q) - q/F) / 2``, ``N_eq = 2 c0 V + w(q)``):
+        ``u_- = U + (kT/e) [ln(n/n_eq) - ln((1-f)/(1-f_eq))]``, ``u_+ = U - (kT/e) [ln(p/p_eq) - ln((1-f)/(1-f_eq))]``,
+        ``f = a^3 N_A (p + n) / V`` (the packing: it diverges as the co-ions and counter-ions fill the slit)."""
+        V = jnp.asarray(self.region_volume_m)
+        N0 = 2.0 * self._c0() * V
+        floor = 1e-9 * N0
+        w = self.uptake(q)
+        p_eq = jnp.maximum(0.5 * (w + N0 - q / FARADAY), floor)
+        n_eq = jnp.maximum(p_eq + q / FARADAY, floor)
+        cat = jnp.concatenate([p_eq[:1], jnp.maximum(p, floor[1:])])
+        an = jnp.maximum(cat + q / FARADAY, floor)
+        cap = V / ((jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO)  # close packing, mol/m^2
+        dvac = jnp.log(jnp.maximum(1.0 - (cat + an) / cap, 1e-12)) - jnp.log(jnp.maximum(1.0 - (p_eq + n_eq) / cap, 1e-12))
+        vt = BOLTZMANN * jnp.asarray(self.temperature_K) / ELEMENTARY_CHARGE
+        u = self.node_voltage(q)
+        return (u + vt * (jnp.log(an / n_eq) - dvac), u - vt * (jnp.log(cat / p_eq) - dvac), cat, an)
 
     def fluxes(self, y, phi, scale):
         """dict: ``current`` (A/m^2), ``link_current`` (n,), ``node_charge``, ``node_voltage`` (n+1,) (V, the
         double layers), ``link_resistance`` (n,), ``open_resistance``, ``c_sep`` (m,), ``reservoir_flux``
-        (mol/m^2/s, total ions into the separator)."""
+        (mol/m^2/s, total ions into the separator); with ``coions="dynamic"`` also ``cation_current`` (n,)
+        (A/m^2, the cations' part of the link current) and ``cations`` (n+1,) (mol/m^2)."""
         X, q, c = self.state_parts(y, scale)
         u = self.node_voltage(q)
         R = self.link_resistance(X[1:])
-        J = (u[:-1] - u[1:]) / R
+        extra = {}
+        if self.coions == "dynamic":
+            # each species crosses a link by its own electrochemical potential difference; the link's
+            # conductance is shared by the species' concentrations in the two nodes it joins
+            um, up, cat, an = self.ion_potentials(q, self.cations(y))
+            V = jnp.asarray(self.region_volume_m)
+            cp, cn = cat / V, an / V
+            if self.link_law == "content":  # each species conducts with its mean concentration: R_c at c0 each
+                gp = 0.5 * (cp[:-1] + cp[1:]) / (2.0 * self._c0() * jnp.asarray(self.R_c))
+                gn = 0.5 * (cn[:-1] + cn[1:]) / (2.0 * self._c0() * jnp.asarray(self.R_c))
+                R = 1.0 / (gp + gn)
+            else:
+                share = cp / (cp + cn)
+                if self.link_share == "min":  # the co-ion share of the more depleted node
+                    t = jnp.minimum(share[:-1], share[1:])
+                else:  # "mean": of the two nodes' concentrations
+                    t = (cp[:-1] + cp[1:]) / (cp[:-1] + cp[1:] + cn[:-1] + cn[1:])
+                gp, gn = t / R, (1.0 - t) / R
+            Ip = gp * (up[:-1] - up[1:])
+            J = gn * (um[:-1] - um[1:]) + Ip
+            extra = dict(cation_current=Ip, cations=cat)
+        else:
+            J = (u[:-1] - u[1:]) / R
         R0 = jnp.asarray(self.R_open) * (1.0 if self.salt == "frozen" else self.open_factor(c))
         current = (phi - u[0]) / R0
         m = self.separator_nodes
@@ -244,39 +325,49 @@ class SaltLadder(eqx.Module):
             inflow = inflow.at[0].set(0.0)
         return dict(current=current, link_current=J, node_charge=q, node_voltage=u, link_resistance=R,
                     open_resistance=R0, c_sep=c, reservoir_flux=inflow[0], _inflow=inflow,
-                    _dX=jnp.concatenate([current[None], J]))
+                    _dX=jnp.concatenate([current[None], J]), **extra)
 
     def rates(self, y, phi, scale, duration):
         """d y / d tau (scaled state, tau = t / duration)."""
         f = self.fluxes(y, phi, scale)
         dX = f["_dX"] / scale
+        parts = [dX]
         if self.salt == "frozen":
-            return duration * jnp.concatenate([dX, jnp.zeros((y.shape[0] - dX.shape[0],))])
-        inflow = f["_inflow"]
-        # the last node's state includes the electrode's excess ions: no flux leaves it
-        outflow = jnp.concatenate([inflow[1:], jnp.zeros((1,))])
-        dz = (inflow - outflow) / self._content_unit()
-        if self.salt_release == "none":
-            dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
-            _, q, _ = self.state_parts(y, scale)
-            taken = jnp.sum(jnp.maximum(self.uptake_and_slope(q)[1] * dq, 0.0)) / self._content_unit()
-            dz = jnp.concatenate([dz, jnp.reshape(taken, (1,))])
-        return duration * jnp.concatenate([dX, dz])
+            parts.append(jnp.zeros((self.separator_nodes,)))
+        else:
+            inflow = f["_inflow"]
+            # the last node's state includes the electrode's excess ions: no flux leaves it
+            outflow = jnp.concatenate([inflow[1:], jnp.zeros((1,))])
+            parts.append((inflow - outflow) / self._content_unit())
+            if self.salt_release == "none":
+                dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
+                _, q, _ = self.state_parts(y, scale)
+                up = jnp.maximum(self.uptake_and_slope(q)[1] * dq, 0.0)
+                # with co-ion states the slits' ions are their own: only node 0 is tracked here
+                taken = up[0] if self.coions == "dynamic" else jnp.sum(up)
+                parts.append(jnp.reshape(taken / self._content_unit(), (1,)))
+        if self.coions == "dynamic":
+            # cations leave node k through link k-1 and arrive from node k+1 through link k
+            Ip = f["cation_current"]
+            dp = (jnp.concatenate([Ip[1:], jnp.zeros((1,))]) - Ip) / FARADAY
+            parts.append(dp / self._cation_unit()[1:])
+        return duration * jnp.concatenate(parts)
 
     def total_salt(self, y, scale):
         """Excess ions of the nodes plus the separator's ions (mol/m^2)."""
         return self._content_unit() * jnp.sum(y[self.n_slits + 1:self.n_slits + 1 + self.separator_nodes] + 1.0)
 
     def initial_state(self):
-        extra = 1 if (self.salt_release == "none" and self.salt == "dynamic") else 0
-        return jnp.zeros((self.n_slits + 1 + self.separator_nodes + extra,))
+        _, _, k = self._layout()
+        return jnp.zeros((k + (self.n_slits if self.coions == "dynamic" else 0),))
 
     def parameters(self) -> dict:
         out = {"model": "SaltLadder", "n_slits": self.n_slits, "separator_nodes": self.separator_nodes,
                "boundary": self.boundary, "salt": self.salt, "open_law": self.open_law, "saturate": int(self.saturate),
-               "salt_release": self.salt_release}
+               "salt_release": self.salt_release, "coions": self.coions,
+               "link_law": self.link_law}
         for name in ("R_open", "capacitances", "R_c", "gamma", "q_max", "separator_m", "concentration_M",
-                     "ion_diameter_nm", "diffusivity_m2_s", "temperature_K"):
+                     "ion_diameter_nm", "diffusivity_m2_s", "temperature_K", "region_volume_m"):
             value = getattr(self, name)
             if value is not None and not _is_traced(value):
                 arr = np.asarray(value, dtype=float)
@@ -298,6 +389,7 @@ class SaltLadderSolution(eqx.Module):
     separator_concentration: Float[Array, "t m"]  # mol/L, reservoir side first
     total_salt: Float[Array, " t"]  # mol/m^2: node excess + separator
     reservoir_flux: Float[Array, " t"]  # mol/m^2/s into the separator
+    cation_content: Float[Array, "t n+1"]  # mol/m^2 per node (coions="dynamic"; NaN otherwise)
 
 
 def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
@@ -349,7 +441,8 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
                                   current_density=f["current"], electrode_charge=X[0], slit_charge=q,
                                   link_current=f["link_current"], open_resistance=f["open_resistance"],
                                   separator_concentration=c * 1e-3, total_salt=model.total_salt(y, scale),
-                                  reservoir_flux=f["reservoir_flux"])
+                                  reservoir_flux=f["reservoir_flux"],
+                                  cation_content=f.get("cations", jnp.full(q.shape, jnp.nan)))
 
     return jax.vmap(observe)(save_tau, ys)
 
@@ -401,6 +494,8 @@ def salt_ladder_to_dataset(solution: SaltLadderSolution, model: SaltLadder, prot
             "total_salt": ("time", s.total_salt, {"units": "mol/m^2",
                                                   "long_name": "excess ions of the nodes plus the separator's ions"}),
             "reservoir_flux": ("time", s.reservoir_flux, {"units": "mol/m^2/s"}),
+            "cation_content": (("time", "slit"), s.cation_content, {
+                "units": "mol/m^2", "long_name": "cations of each node (coions='dynamic'; node 0 at equilibrium)"}),
         },
         coords={"time": ("time", s.time, {"units": "s"}), "slit": ("slit", np.arange(n + 1)),
                 "link": ("link", np.arange(n)), "separator_node": ("separator_node", np.arange(model.separator_nodes))},
