@@ -177,7 +177,7 @@ COION_VARIANTS = {
     "salt_ladder_coions_content_links_series_open_law": dict(coions="dynamic", link_law="content", open_law="series"),
     "salt_ladder_coions_4_separator_nodes": dict(coions="dynamic", separator_nodes=4),
 }
-PREDICTED_VARIANTS = ("salt_ladder_coions", "salt_ladder_coions_mean_share_series_open_law")
+PREDICTED_VARIANTS = ("salt_ladder_coions", "salt_ladder_coions_series_open_law", "salt_ladder_coions_mean_share_series_open_law")
 
 
 def predictions(model, runs, v_max, eqs):

@@ -18,7 +18,7 @@ from ._ncm import (
 )
 from ._extract import (FROM_MPNP_KINDS, Extraction, OpenSpaceLaw, at_depth, equilibrium_capacitor, equilibrium_curves, extract,
                        from_mpnp, node_potentials, open_space_law, separator_resistance)
-from ._fit import FitResult, fit, infer_protocol
+from ._fit import SCALED_LAW_PARAMS, FitResult, Identifiability, ScaledLaw, fit, identifiability, infer_protocol, scaled_laws
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
                     IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._salt_ladder import SaltLadder, SaltLadderSolution, salt_ladder_to_dataset, simulate_salt_ladder, solve_salt_ladder
@@ -79,6 +79,11 @@ __all__ = [
     "equilibrium_resistances",
     "cv_asymmetry",
     "fit",
+    "identifiability",
+    "scaled_laws",
+    "ScaledLaw",
+    "SCALED_LAW_PARAMS",
+    "Identifiability",
     "infer_protocol",
     "impedance",
     "passed_q_max",

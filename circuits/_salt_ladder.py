@@ -24,6 +24,16 @@ bulk salt between the reservoir (concentration ``c0``) and the electrode:
   with ``Q`` held at ``Q_max`` beyond it (``saturate=True``: the law is not extrapolated
   past the largest charge of the data it was found on).
 
+``separator="charged"`` (issue 10, the crowded 1 V case; default ``"neutral"``, the above): the
+separator line carries both species, a coarse 1D Bikerman-PNP: per node ``c+`` and ``c-`` (states:
+the salt as above plus ``c+ - c-``), Nernst-Planck fluxes between the nodes, the potential from
+Poisson on the nodes between the reservoir (0 V, ``c0``) and the solution outside node 0's double
+layer (``phi - U(q_0')``). The line's space charge (the depleted, current-carrying end next to the
+electrode) carries salt by migration, which the neutral line cannot. The current is the ionic
+current from the reservoir; ``R_open`` and ``open_law`` are then not used (the line's own
+conductivity is the resistance), node 0's charge ``q_0'`` is the electrode charge there plus the
+line's ionic charge (what node 0's own ions screen).
+
 With ``salt="frozen"`` the concentrations stay at ``c0`` and the model is the NCM
 (``gamma_open = 0``; exactly, tested). State: the NCM's link charges scaled by the
 charge of the whole swing, then the separator nodes' salt (``SaltLadder.state_parts``). Integration: ROS2 (the NCM's
@@ -43,7 +53,7 @@ import xarray as xr
 from jaxtyping import Array, Float
 
 from jaxpnp import float64, protocol_attrs, to_cf
-from jaxpnp._electrolyte import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE
+from jaxpnp._electrolyte import AVOGADRO, BOLTZMANN, ELEMENTARY_CHARGE, VACUUM_PERMITTIVITY
 
 from ._drive import drive_from_protocol, output_times
 from ._fast import flat_steps, graded_grid
@@ -53,6 +63,7 @@ from ._ncm import (DEFAULT_RESISTANCE_FLOOR, AbstractCapacitor, LinearCapacitor,
 from ._salt import check_bulk_packing, ion_diffusivities
 
 COION_MODES = ("equilibrium", "dynamic")
+SEPARATOR_LINES = ("neutral", "charged")
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
 
@@ -74,7 +85,8 @@ class SaltLadder(eqx.Module):
     ``SaltLadder(n_slits, R_open, capacitances, R_c, gamma, q_max, uptake_charge, uptake_salt, *,
     separator_m, concentration_M=1.0, ion_diameter_nm=0.66, diffusivity_m2_s=2e-9,
     anion_diffusivity_m2_s=None, capacitor=None, separator_nodes=8, boundary="reservoir",
-    salt="dynamic", open_law="end", saturate=True, salt_release="none")``
+    salt="dynamic", open_law="end", saturate=True, salt_release="none", coions="equilibrium",
+    separator="neutral", relative_permittivity=78.5)``
 
     ``R_open`` (ohm m^2): the open-space branch at ``c0``; ``capacitances`` (n+1,) F/m^2 and
     ``capacitor`` (a capacitor law, e.g. ``TabulatedCapacitor``; linear by default) as the
@@ -109,6 +121,8 @@ class SaltLadder(eqx.Module):
     region_volume_m: Any = eqx.field(converter=_as_param, default=None, kw_only=True)
     link_law: Literal["paper", "content"] = eqx.field(static=True, default="paper", kw_only=True)
     link_share: Literal["min", "mean"] = eqx.field(static=True, default="min", kw_only=True)
+    separator: Literal["neutral", "charged"] = eqx.field(static=True, default="neutral", kw_only=True)
+    relative_permittivity: Any = eqx.field(converter=_as_param, default=78.5, kw_only=True)
 
     def __check_init__(self):
         n = _check_n_slits("SaltLadder", self.n_slits)
@@ -126,7 +140,7 @@ class SaltLadder(eqx.Module):
         for name, allowed in (("boundary", ("reservoir", "symmetric")), ("salt", ("dynamic", "frozen")),
                               ("open_law", ("end", "series")), ("salt_release", ("equilibrium", "none")),
                               ("coions", COION_MODES), ("link_law", ("paper", "content")),
-                              ("link_share", ("min", "mean"))):
+                              ("link_share", ("min", "mean")), ("separator", SEPARATOR_LINES)):
             if getattr(self, name) not in allowed:
                 raise ValueError(f"SaltLadder.{name} must be one of {allowed}, got {getattr(self, name)!r}")
         if self.capacitor is not None and not isinstance(self.capacitor, AbstractCapacitor):
@@ -148,7 +162,10 @@ class SaltLadder(eqx.Module):
                 raise ValueError("SaltLadder(coions='dynamic') needs region_volume_m (n+1,) m: each node's electrolyte volume "
                                  "per projected area (N(0) / (2 c0) of the equilibrium data)")
             _check_param("SaltLadder", "region_volume_m", self.region_volume_m, n + 1, positive=True)
-        elif self.link_law == "content":
+        if self.separator == "charged" and (self.boundary != "reservoir" or self.salt != "dynamic"):
+            raise ValueError("SaltLadder(separator='charged') needs boundary='reservoir' and salt='dynamic'")
+        _check_param("SaltLadder", "relative_permittivity", self.relative_permittivity, 1, positive=True)
+        if self.coions != "dynamic" and self.link_law == "content":
             raise ValueError("SaltLadder(link_law='content') needs coions='dynamic' (the species' contents)")
 
     # ---- the pieces ------------------------------------------------------
@@ -236,12 +253,74 @@ class SaltLadder(eqx.Module):
         n1 = self.n_slits + 1
         X = scale * y[:n1]
         q = jnp.concatenate([X[:-1] - X[1:], X[-1:]])
+        if self.separator == "charged":
+            # node 0 holds what its own ions screen: the separator's space charge screens the rest
+            q = q.at[0].add(self.separator_space_charge(y))
         if self.salt == "frozen":
             return X, q, jnp.full((self.separator_nodes,), 1.0) * self._c0()
         z = y[n1:n1 + self.separator_nodes]
         z = z.at[-1].add(-self.electrode_salt(y, q))
         # a floor keeps c0/c finite if a long step overshoots; the current it throttles then refills it
         return X, q, self._c0() * jnp.maximum(z + 1.0, 1e-6)
+
+    def _charge_start(self):
+        """Start index of the separator's net-charge states (``separator="charged"``): after everything else."""
+        _, _, k = self._layout()
+        return k + (self.n_slits if self.coions == "dynamic" else 0)
+
+    def separator_net_charge(self, y):
+        """Separator nodes' ``c+ - c-`` (mol/m^3, (m,)); zeros for the neutral line."""
+        if self.separator != "charged":
+            return jnp.zeros((self.separator_nodes,))
+        k = self._charge_start()
+        return self._c0() * 2.0 * y[k:k + self.separator_nodes]
+
+    def separator_space_charge(self, y):
+        """The separator's ionic charge (C/m^2): ``F sum (c+ - c-) dx``."""
+        dx = jnp.asarray(self.separator_m) / self.separator_nodes
+        return FARADAY * dx * jnp.sum(self.separator_net_charge(y))
+
+    def _charged_line(self, c, rho, phi, u0):
+        """Nernst-Planck fluxes of the charged separator line (``separator="charged"``).
+
+        ``c`` (m,) mean ion concentration ``(c+ + c-)/2``, ``rho`` (m,) ``c+ - c-`` (mol/m^3); the potential
+        (V) from Poisson on the nodes with the reservoir (0 V, c0) a half cell before node 0 and the solution
+        outside node 0's double layer (``phi - u0``) a half cell after the last node. Bikerman
+        electrochemical potentials, face concentrations the log-mean of the two sides (pure diffusion
+        exact). Returns ``(Jp (m,), Jn (m,) mol/m^2/s through faces 0..m-1 towards the electrode,
+        I_end A/m^2 into node 0: migration over the last half cell, the model's current sign)``."""
+        m = self.separator_nodes
+        dx = jnp.asarray(self.separator_m) / m
+        c0 = self._c0()
+        floor = 1e-6 * c0
+        cp, cn = jnp.maximum(c + 0.5 * rho, floor), jnp.maximum(c - 0.5 * rho, floor)
+        eps = jnp.asarray(self.relative_permittivity) * VACUUM_PERMITTIVITY
+        vt = BOLTZMANN * jnp.asarray(self.temperature_K) / ELEMENTARY_CHARGE
+        psi_end = phi - u0
+        g = jnp.concatenate([jnp.full((1,), 2.0), jnp.ones((m - 1,)), jnp.full((1,), 2.0)]) * eps / dx  # face m
+        A = -jnp.diag(g[:-1] + g[1:]) + jnp.diag(g[1:-1], 1) + jnp.diag(g[1:-1], -1)
+        b = -FARADAY * rho * dx
+        b = b.at[-1].add(-g[-1] * psi_end)
+        psi = jnp.linalg.solve(A, b)
+        a3 = (jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO
+        vac = -jnp.log1p(-a3 * (cp + cn))
+        mup = jnp.concatenate([jnp.reshape(jnp.log(c0) - jnp.log1p(-2 * a3 * c0), (1,)), jnp.log(cp) + psi / vt + vac])
+        mun = jnp.concatenate([jnp.reshape(jnp.log(c0) - jnp.log1p(-2 * a3 * c0), (1,)), jnp.log(cn) - psi / vt + vac])
+        lp = jnp.log(jnp.concatenate([jnp.reshape(c0, (1,)), cp]))
+        ln_ = jnp.log(jnp.concatenate([jnp.reshape(c0, (1,)), cn]))
+
+        def logmean(la, lb):  # (e^lb - e^la) / (lb - la), smooth through lb = la
+            x = lb - la
+            small = jnp.abs(x) < 1e-6
+            xs = jnp.where(small, 1.0, x)
+            return jnp.exp(la) * jnp.where(small, 1.0 + 0.5 * x, jnp.expm1(xs) / xs)
+
+        gaps = jnp.concatenate([jnp.full((1,), 0.5), jnp.ones((m - 1,))]) * dx
+        dp, dm = self._diffusivities()
+        Jp = -dp * logmean(lp[:-1], lp[1:]) * (mup[1:] - mup[:-1]) / gaps
+        Jn = -dm * logmean(ln_[:-1], ln_[1:]) * (mun[1:] - mun[:-1]) / gaps
+        I_end = FARADAY * (dp * cp[-1] + dm * cn[-1]) / vt * (psi_end - psi[-1]) / (0.5 * dx)
+        return Jp, Jn, I_end, psi
 
     def cations(self, y):
         """Cation content (mol/m^2, (n,)) of the slit nodes 1..n (``coions="dynamic"``)."""
@@ -315,8 +394,16 @@ class SaltLadder(eqx.Module):
         else:
             J = (u[:-1] - u[1:]) / R
         R0 = jnp.asarray(self.R_open) * (1.0 if self.salt == "frozen" else self.open_factor(c))
-        current = (phi - u[0]) / R0
         m = self.separator_nodes
+        if self.separator == "charged":
+            Jp, Jn, I_end, psi = self._charged_line(c, self.separator_net_charge(y), phi, u[0])
+            current = FARADAY * (Jn[0] - Jp[0])  # the ionic current from the reservoir: the electrode's
+            inflow = Jp + Jn
+            extra.update(_Jp=Jp, _Jn=Jn, _I_end=I_end, separator_potential=psi)
+            return dict(current=current, link_current=J, node_charge=q, node_voltage=u, link_resistance=R,
+                        open_resistance=R0, c_sep=c, reservoir_flux=inflow[0], _inflow=inflow,
+                        _dX=jnp.concatenate([current[None], J]), **extra)
+        current = (phi - u[0]) / R0
         dx = jnp.asarray(self.separator_m) / m
         Phi = self._activity_potential(jnp.concatenate([jnp.reshape(self._c0(), (1,)), c]))
         gaps = jnp.concatenate([jnp.full((1,), 0.5), jnp.ones((m - 1,))]) * dx
@@ -341,6 +428,8 @@ class SaltLadder(eqx.Module):
             parts.append((inflow - outflow) / self._content_unit())
             if self.salt_release == "none":
                 dq = jnp.concatenate([dX[:-1] - dX[1:], dX[-1:]]) * scale
+                if self.separator == "charged":  # node 0's screened charge: what reaches it from the line
+                    dq = dq.at[0].add(f["_I_end"] - f["current"])
                 _, q, _ = self.state_parts(y, scale)
                 up = jnp.maximum(self.uptake_and_slope(q)[1] * dq, 0.0)
                 # with co-ion states the slits' ions are their own: only node 0 is tracked here
@@ -351,6 +440,12 @@ class SaltLadder(eqx.Module):
             Ip = f["cation_current"]
             dp = (jnp.concatenate([Ip[1:], jnp.zeros((1,))]) - Ip) / FARADAY
             parts.append(dp / self._cation_unit()[1:])
+        if self.separator == "charged":
+            # c+ - c- of each node: in through its reservoir-side face, out through the next; the last node's
+            # ions leave to node 0 as the current I_end (the salt the nodes take is in the salt states)
+            net = f["_Jp"] - f["_Jn"]
+            out = jnp.concatenate([net[1:], -jnp.reshape(f["_I_end"], (1,)) / FARADAY])
+            parts.append((net - out) / self._content_unit())
         return duration * jnp.concatenate(parts)
 
     def total_salt(self, y, scale):
@@ -359,15 +454,15 @@ class SaltLadder(eqx.Module):
 
     def initial_state(self):
         _, _, k = self._layout()
-        return jnp.zeros((k + (self.n_slits if self.coions == "dynamic" else 0),))
+        return jnp.zeros((self._charge_start() + (self.separator_nodes if self.separator == "charged" else 0),))
 
     def parameters(self) -> dict:
         out = {"model": "SaltLadder", "n_slits": self.n_slits, "separator_nodes": self.separator_nodes,
                "boundary": self.boundary, "salt": self.salt, "open_law": self.open_law, "saturate": int(self.saturate),
                "salt_release": self.salt_release, "coions": self.coions,
-               "link_law": self.link_law}
+               "link_law": self.link_law, "separator": self.separator}
         for name in ("R_open", "capacitances", "R_c", "gamma", "q_max", "separator_m", "concentration_M",
-                     "ion_diameter_nm", "diffusivity_m2_s", "temperature_K", "region_volume_m"):
+                     "ion_diameter_nm", "diffusivity_m2_s", "temperature_K", "region_volume_m", "relative_permittivity"):
             value = getattr(self, name)
             if value is not None and not _is_traced(value):
                 arr = np.asarray(value, dtype=float)
@@ -390,6 +485,7 @@ class SaltLadderSolution(eqx.Module):
     total_salt: Float[Array, " t"]  # mol/m^2: node excess + separator
     reservoir_flux: Float[Array, " t"]  # mol/m^2/s into the separator
     cation_content: Float[Array, "t n+1"]  # mol/m^2 per node (coions="dynamic"; NaN otherwise)
+    separator_net_charge: Float[Array, "t m"]  # mol/L, c+ - c- of the separator nodes (0 for the neutral line)
 
 
 def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
@@ -417,6 +513,8 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
         return model.rates(y, v, scale, duration)
 
     def dfdv_fun(y):  # only the electrode row sees the forcing: d/dv of (v - u_0) / R_open
+        if model.separator == "charged":  # the forcing enters the line's Poisson: every row (linear in v)
+            return jax.jvp(lambda v: fun(y, v), (jnp.zeros(()),), (jnp.ones(()),))[1]
         r0 = model.fluxes(y, 0.0, scale)["open_resistance"]
         return jnp.zeros_like(y).at[0].set(duration / (scale * r0))
 
@@ -442,7 +540,8 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
                                   link_current=f["link_current"], open_resistance=f["open_resistance"],
                                   separator_concentration=c * 1e-3, total_salt=model.total_salt(y, scale),
                                   reservoir_flux=f["reservoir_flux"],
-                                  cation_content=f.get("cations", jnp.full(q.shape, jnp.nan)))
+                                  cation_content=f.get("cations", jnp.full(q.shape, jnp.nan)),
+                                  separator_net_charge=model.separator_net_charge(y) * 1e-3)
 
     return jax.vmap(observe)(save_tau, ys)
 
@@ -494,6 +593,8 @@ def salt_ladder_to_dataset(solution: SaltLadderSolution, model: SaltLadder, prot
             "total_salt": ("time", s.total_salt, {"units": "mol/m^2",
                                                   "long_name": "excess ions of the nodes plus the separator's ions"}),
             "reservoir_flux": ("time", s.reservoir_flux, {"units": "mol/m^2/s"}),
+            "separator_net_charge": (("time", "separator_node"), s.separator_net_charge, {
+                "units": "mol/L", "long_name": "c+ - c- of the separator nodes (separator='charged'; 0 otherwise)"}),
             "cation_content": (("time", "slit"), s.cation_content, {
                 "units": "mol/m^2", "long_name": "cations of each node (coions='dynamic'; node 0 at equilibrium)"}),
         },

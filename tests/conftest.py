@@ -14,6 +14,36 @@ import pytest  # noqa: E402
 import jaxpnp  # noqa: E402
 
 
+# The files that take longest (seconds on a quiet 2-core CPU, mostly XLA compiles), run first:
+# with `-n 2 --dist loadfile --no-loadscope-reorder` (the README's command) each worker takes
+# whole files in this order, so the long ones do not start last and leave one core idle at the
+# end. Order only: a file not named here runs after these, in collection order.
+LONGEST_FIRST = (
+    "jaxpnp/test_mpnp.py",
+    "reproduce/test_reproduce.py",
+    "jaxpnp/test_device_solver.py",
+    "sweep/test_sweep_dask.py",
+    "circuits/test_circuits.py",
+    "circuits/test_salt_ladder.py",
+    "circuits/test_nodes_law.py",
+    "jaxpnp/test_equilibrium.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    here = pathlib.Path(__file__).resolve().parent
+    rank = {name: k for k, name in enumerate(LONGEST_FIRST)}
+
+    def key(item):
+        try:
+            name = pathlib.Path(item.path).resolve().relative_to(here).as_posix()
+        except ValueError:  # a test outside tests/
+            return len(rank)
+        return rank.get(name, len(rank))
+
+    items.sort(key=key)  # stable: the order within a file, and of the unnamed files, is kept
+
+
 @pytest.fixture(scope="session")
 def repo_root():
     """The source checkout's root (examples/, benchmarks/)."""

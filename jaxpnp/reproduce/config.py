@@ -98,7 +98,7 @@ def tiny_config(**overrides) -> ReproduceConfig:
         FULL, name="tiny", n_sheets=3, sheet_length_nm=3.6, sheet_gap_nm=1.2, sheet_thickness_nm=0.3,
         separator_nm=3.0, slits_nm=(1.5,), grid_nm=0.3, half_period_debye=2000.0, points_per_cycle=100,
         regimes=(dataclasses.replace(CROWDED_REGIME, impedance=True),), impedance_points=6,
-        engine="sparse", discovery_options={}, fit_steps=15, fit_polish_steps=0, tlm_layers=6,
+        engine="sparse", discovery_options={}, fit_steps=0, fit_polish_steps=10, tlm_layers=6,
         ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
         asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11)
     return dataclasses.replace(base, **overrides)

@@ -329,6 +329,12 @@ def salt_model(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, equil
 
 @dataclasses.dataclass
 class FitRoute:
+    """``circuits.fit`` of the headline NCM's discovered per-link laws, scaled by one R_c factor
+    ``scale`` and one gamma factor ``gamma_scale`` (``circuits.scaled_laws``; the discovery is
+    1, 1), to the mPNP CV from a neutral start. ``R_c``/``gamma`` are the fitted laws' inner-link
+    means (``scale`` / ``gamma_scale`` times the discovered ones), ``identifiability`` holds
+    ``circuits.identifiability`` at the discovered values and at the fit."""
+
     start: dict
     R_c: float
     gamma: float
@@ -340,6 +346,11 @@ class FitRoute:
     discovered_gamma: float
     mid_slit_discovered_R_c: float  # the paper's reading (mid-slit potentials, passed charge), for reference
     mid_slit_discovered_gamma: float
+    route: str = "law_scale"
+    scale: float = math.nan
+    gamma_scale: float = math.nan
+    nrmse_discovered: float = math.nan
+    identifiability: dict = dataclasses.field(default_factory=dict)
 
 
 def _fit_start(disc: Discovery) -> float:
@@ -355,23 +366,33 @@ def _fit_start(disc: Discovery) -> float:
 
 def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built: Circuits, disc: Discovery,
               figdir: Path, progress: bool) -> FitRoute:
-    """``circuits.fit`` of one R_c and gamma (the headline's capacitors and open space) to the mPNP CV."""
+    """``circuits.fit`` of the headline's discovered laws (one R_c and one gamma factor, every
+    link; capacitors and open space as extracted) to the mPNP CV, started at the measured
+    U/I and gamma 0, and the identifiability of the two factors at the discovery and at the fit."""
     cv = protocol_for(config, regime)
-    R_c0 = _fit_start(disc)
     m = built.headline_model
-    start = circuits.NCM(m.n_slits, m.R_open, m.C_open, m.C_slit, R_c0, 0.5, q_max=m.q_max, capacitor=m.capacitor,
-                         gamma_open=m.gamma_open, q_max_open=m.q_max_open, charge=m.charge)
-    res, fit_s = _timed(lambda: circuits.fit(start, paper, params=("R_c", "gamma"), protocol=cv, steps=config.fit_steps,
+    R_k = np.broadcast_to(np.asarray(m.R_c, dtype=float), (m.n_slits,))
+    g_k = np.broadcast_to(np.asarray(m.gamma, dtype=float), (m.n_slits,))
+    inner = slice(1, None) if m.n_slits > 1 else slice(None)
+    R_in, g_in = float(np.mean(R_k[inner])), float(np.mean(g_k[inner]))
+    R_c0 = _fit_start(disc)
+    params = circuits.SCALED_LAW_PARAMS
+    with jaxpnp.float64():
+        at_disc = circuits.identifiability(circuits.scaled_laws(m), paper, params, protocol=cv)
+    start = circuits.scaled_laws(m, scale=R_c0 / R_in, gamma_scale=0.0)
+    res, fit_s = _timed(lambda: circuits.fit(start, paper, params=params, protocol=cv, steps=config.fit_steps,
                                              polish=config.fit_polish_steps > 0,
                                              polish_steps=max(config.fit_polish_steps, 1), progress=progress))
     sim = circuits.simulate(res.model, cv, times=np.asarray(paper["time"]))
     figures.fit_figure(paper, sim, res, figdir / "fit_route.png")
-    return FitRoute(start=dict(R_c=R_c0, gamma=0.5), R_c=float(res.params["R_c"]), gamma=float(res.params["gamma"]),
-                    stderr=res.stderr, final_loss=res.final_loss,
-                    nrmse=jaxpnp.nrmse(sim["current_density"], paper["current_density"]), fit_time_s=fit_s,
-                    discovered_R_c=float(np.mean(np.asarray(m.R_c)[1:])) if np.ndim(m.R_c) else float(m.R_c),
-                    discovered_gamma=float(np.mean(np.asarray(m.gamma)[1:])) if np.ndim(m.gamma) else float(m.gamma),
-                    mid_slit_discovered_R_c=disc.R_c, mid_slit_discovered_gamma=disc.gamma)
+    s, g = float(res.params[params[0]]), float(res.params[params[1]])
+    return FitRoute(start=dict(R_c=R_c0, gamma=0.0, scale=R_c0 / R_in, gamma_scale=0.0), R_c=s * R_in, gamma=g * g_in,
+                    stderr=dict(R_c=float(res.stderr[params[0]]) * R_in, gamma=float(res.stderr[params[1]]) * g_in,
+                                scale=float(res.stderr[params[0]]), gamma_scale=float(res.stderr[params[1]])),
+                    final_loss=res.final_loss, nrmse=jaxpnp.nrmse(sim["current_density"], paper["current_density"]),
+                    fit_time_s=fit_s, discovered_R_c=R_in, discovered_gamma=g_in, mid_slit_discovered_R_c=disc.R_c,
+                    mid_slit_discovered_gamma=disc.gamma, scale=s, gamma_scale=g, nrmse_discovered=at_disc.nrmse_total,
+                    identifiability=dict(discovered=at_disc.summary(), fitted=res.identifiability.summary()))
 
 
 # ---------------------------------------------------------------------------

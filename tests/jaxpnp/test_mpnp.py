@@ -63,8 +63,10 @@ def test_ionic_charge_balances_electrode_charge_when_slow(small_electrode):
     # the imbalance is the field reaching the mid-plane: the ohmic field of the current,
     # and, in a small closed cell charged hard, double layers widened by salt depletion.
     # Swept slowly to a moderate voltage, the ions screen the electrode completely.
+    # the same output count as small_cv_run: the same compiled segment solve (the protocol's
+    # numbers are traced), no compile of its own
     cv = jaxpnp.CV(v_min=0.0, v_max=0.2, scan_rate_V_s=0.2 / (1e6 * TAU))
-    ds = jaxpnp.simulate(EL, small_electrode, cv, grid_nm=0.3, points_per_cycle=40, progress=False)
+    ds = jaxpnp.simulate(EL, small_electrode, cv, grid_nm=0.3, points_per_cycle=800, progress=False)
     q = ds.electrode_charge.values
     assert np.max(np.abs(q + ds.ionic_charge.values)) < 1e-3 * np.max(np.abs(q))
 
@@ -114,6 +116,9 @@ def test_grad_through_cv_matches_finite_differences():
         cv = jaxpnp.CV(v_max=0.5, scan_rate_V_s=0.5 / (200 * TAU))
         ts = np.linspace(0.0, cv.duration, 9)[1:]
 
+        # jitted: eps is a traced argument, so both finite-difference points run one compiled
+        # forward program (a Python float would be a compile-time constant: one compile each)
+        @jax.jit
         def charge_at_vertex(eps):
             el = jaxpnp.Electrolyte(relative_permittivity=eps)
             q, _ = jaxpnp.differentiable_run(el, e, cv, ts, grid_nm=0.3)
