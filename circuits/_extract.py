@@ -43,7 +43,11 @@ from ._ncm import NCM, TabulatedCapacitor
 from ._salt_extract import salt_ladder_from_mpnp, salt_ncm_from_mpnp
 
 FROM_MPNP_KINDS = ("ncm", "salt")  # the kinds from_mpnp builds; "salt": circuits.SaltLadder / SaltNCM (_salt_extract)
-SALT_MODELS = ("ladder", "content")  # from_mpnp(kind="salt", salt_model=...): SaltLadder (default) / SaltNCM
+SALT_MODELS = ("ladder", "content")
+# the discovery budget when extract is given no discovery_options: Operon's 300 x 60 (the quick reproduce
+# config's) gives every link of the 0.2 V and 1 V paper-case runs the law the default 500 x 100 gives, within
+# 1e-3 / 3e-2 of the data's spread, at half the search time (benchmarks/build_cost.py, NOTES 2026-12-02)
+DISCOVERY_OPTIONS = {"operon": dict(population_size=300, generations=60)}  # from_mpnp(kind="salt", salt_model=...): SaltLadder (default) / SaltNCM
 
 
 def _charging(ds):
@@ -207,7 +211,8 @@ def _gamma_args(gamma) -> dict:
 
 def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential: str | None = None,
             charge: str | None = None, laws=None, per_link: bool = True, n_slits: int | None = None,
-            engine: str = "operon", seed: int = 0, discovery_options: dict | None = None) -> Extraction:
+            engine: str = "operon", seed: int = 0, discovery_options: dict | None = None,
+            search: str = "once") -> Extraction:
     """Build the NCM of an mPNP run (see the module docstring) and say how; nothing is fitted to the CV.
 
     ``potential``: ``"node_potential"`` (default when ``equilibrium`` is given: every element's
@@ -216,7 +221,9 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
     variable, ``"nodes"`` (default on node potentials) or ``"passed"`` (default on mid-slit
     potentials; see the module docstring). ``laws``: a ``discovery.TransSlitResult`` found on
     that potential and charge with ``slits="all"`` (else discovery runs here with ``engine``,
-    ``seed``, ``discovery_options``). ``per_link``: each
+    ``seed``, ``discovery_options`` (default ``DISCOVERY_OPTIONS[engine]``) and ``search``: ``"once"``, one engine search on the pooled
+    samples of all links whose forms each link refits by least squares, or ``"per_link"``, a
+    search per link; see ``discovery.trans_slit_law``). ``per_link``: each
     link its own R_c and gamma (else one pair, the inner links' mean: the paper's NCM).
     ``n_slits``: another depth than the run's (one R_c, gamma; the slits' mean capacitor; default Q^max).
     """
@@ -238,7 +245,8 @@ def extract(ds: xr.Dataset, *, equilibrium: xr.Dataset | None = None, potential:
     if laws is None:
         data = ds.assign(node_potential=(("time", "slit"), V)) if V is not None else ds
         laws = discovery.trans_slit_law(data, engine=engine, slits="all", seed=seed, potential=potential,
-                                        charge=charge, **(discovery_options or {}))
+                                        charge=charge, search=search,
+                                        **(DISCOVERY_OPTIONS.get(engine, {}) if discovery_options is None else discovery_options))
     law_charge = laws.prepared.attrs.get("charge", "passed")
     if law_charge != charge:
         raise ValueError(f"the laws were found with charge={law_charge!r}, the extraction asks for {charge!r}")

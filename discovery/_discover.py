@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import logging
 import warnings
 
@@ -29,8 +30,6 @@ def make_engine(engine="auto", seed=0, parsimony=None, **options):
 
 def _accepted(cls, options):
     """The options ``cls`` takes (``engine="auto"`` may get options meant for either)."""
-    import inspect
-
     names = set()
     for klass in cls.__mro__:
         if "__init__" in vars(klass):
@@ -52,12 +51,18 @@ def discover(X, y, names=None, engine="auto", seed=0, parsimony=None, **options)
     engine used). ``X`` (n, k), ``y`` (n,), ``names`` one per column. Deterministic for a
     fixed ``seed`` (and ``n_threads`` for Operon). With ``engine="auto"`` a PySR run that
     fails at fit time also falls back to Operon, with a warning."""
+    return fitted_engine(X, y, names, engine=engine, seed=seed, parsimony=parsimony, **options).law_
+
+
+def fitted_engine(X, y, names=None, engine="auto", seed=0, parsimony=None, **options) -> AbstractEngine:
+    """:func:`discover`, returning the fitted engine: its ``law_``, and its forms for
+    ``refit_forms`` on other data (the same search, the constants refit)."""
     chosen = make_engine(engine, seed=seed, parsimony=parsimony, **options)
     try:
-        return chosen.fit(X, y, names=names).law_
+        return chosen.fit(X, y, names=names)
     except Exception as err:  # noqa: BLE001 - Julia raises its own error types
         if engine != "auto" or not isinstance(chosen, PySREngine) or isinstance(err, ValueError):
             raise
         _fallback(err)
         operon = OperonEngine(seed=seed, parsimony=parsimony, **_accepted(OperonEngine, options))
-        return operon.fit(X, y, names=names).law_
+        return operon.fit(X, y, names=names)

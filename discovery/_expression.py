@@ -7,11 +7,14 @@ in those; :func:`rename` maps them to the caller's names at the end.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import warnings
+from typing import Any, Callable
 
 import numpy as np
 import sympy
+from scipy.optimize import least_squares
 
 _FUNCTIONS = {
     "exp": sympy.exp,
@@ -148,8 +151,6 @@ def rmse(expr, variables, X, y):
 
 def refit_constants(expr, variables, X, y, max_nfev=200):
     """Least-squares refit (float64, scipy) of the constants of ``expr`` on (X, y)."""
-    from scipy.optimize import least_squares
-
     template, params, values = parametrise(expr)
     if len(params) == 0:
         return expr
@@ -190,3 +191,57 @@ def drop_constants(expr, variables, X, y, tolerance):
                 changed = True
                 break
     return out
+
+
+@dataclasses.dataclass(frozen=True)
+class Form:
+    """An expression's structure with its constants as parameters, lambdified once, so that its
+    constants can be refit on many data sets without sympy (:meth:`fit`, :meth:`rmse`).
+
+    Exact +-1 constants stay fixed: :func:`tidy` writes a rational form with its denominator's
+    lowest coefficient 1, and moving it would only rescale numerator and denominator together.
+    ``size``: :func:`tree_size` of the expression (the same for any constants)."""
+
+    template: Any
+    params: tuple
+    values: np.ndarray
+    size: int
+    fn: Callable
+
+    @classmethod
+    def of(cls, expr, variables):
+        free = [f for f in floats_of(expr) if abs(float(f)) != 1.0]
+        params = tuple(sympy.Symbol(f"c_{k}") for k in range(len(free)))
+        template = expr.xreplace(dict(zip(free, params)))
+        fn = sympy.lambdify(list(params) + list(variables), template, modules="numpy")
+        return cls(template, params, np.array([float(f) for f in free]), tree_size(expr), fn)
+
+    def predict(self, c, X):
+        with np.errstate(all="ignore"):
+            out = self.fn(*c, *[X[:, j] for j in range(X.shape[1])])
+        return np.broadcast_to(np.asarray(out, dtype=float), (X.shape[0],))
+
+    def rmse(self, c, X, y):
+        pred = self.predict(c, X)
+        return float(np.sqrt(np.mean((pred - y) ** 2))) if np.all(np.isfinite(pred)) else math.inf
+
+    def fit(self, X, y, max_nfev=200):
+        """Least-squares constants on (X, y), started from the form's own; None when not finite."""
+        if not self.params:
+            return self.values
+        cols = [X[:, j] for j in range(X.shape[1])]
+
+        def residual(c):
+            r = np.asarray(self.fn(*c, *cols), dtype=float) - y
+            return np.where(np.isfinite(r), r, 1e6)
+
+        try:
+            with warnings.catch_warnings(), np.errstate(all="ignore"):
+                warnings.simplefilter("ignore")
+                sol = least_squares(residual, self.values, method="lm", max_nfev=max_nfev * (len(self.values) + 1))
+        except Exception:  # noqa: BLE001 - a form the data cannot take is dropped by the caller
+            return None
+        return sol.x if math.isfinite(self.rmse(sol.x, X, y)) else None
+
+    def expression(self, c):
+        return self.template.xreplace({p: sympy.Float(float(v), 15) for p, v in zip(self.params, c)})

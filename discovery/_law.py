@@ -5,9 +5,13 @@ from __future__ import annotations
 import dataclasses
 from typing import Any, Callable
 
+import equinox as eqx
+import jax.numpy as jnp
 import numpy as np
 import pandas as pd
 import sympy
+
+from ._expression import numpy_function, parametrise
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,8 +46,6 @@ class Law:
 
     def predict(self, X):
         """Evaluate on ``X`` of shape (n, n_variables) with numpy."""
-        from ._expression import numpy_function
-
         X = np.asarray(X, dtype=float)
         if X.ndim == 1:
             X = X[:, None]
@@ -81,78 +83,39 @@ def _latex(expression, digits):
     return sympy.latex(_digits(expression, digits))
 
 
-def _import_eqx():
-    import equinox as eqx
-    import jax.numpy as jnp
+class JaxLaw(eqx.Module):
+    """``law(*variables)`` in JAX; ``constants`` (1D array) is the trainable leaf.
 
-    return eqx, jnp
+    Built from a sympy expression by turning each Float into ``constants[k]``
+    (order: ``constant_symbols``). Use with optax/``eqx.filter_grad`` directly.
+    """
 
+    constants: Any
+    variables: tuple = eqx.field(static=True)
+    template: Any = eqx.field(static=True)
+    _fn: Callable = eqx.field(static=True)
 
-def _make_jaxlaw_class():
-    eqx, jnp = _import_eqx()
+    @classmethod
+    def from_sympy(cls, expression, variables):
+        variables = tuple(variables)
+        template, params, values = parametrise(sympy.sympify(expression))
+        syms = [sympy.Symbol(n) for n in variables]
+        c = sympy.IndexedBase("c")
+        indexed = template.xreplace({p: c[k] for k, p in enumerate(params)})
+        fn = sympy.lambdify((c, *syms), indexed, modules="jax")
+        return cls(jnp.asarray(values, dtype=float), variables, template, fn)
 
-    class JaxLaw(eqx.Module):
-        """``law(*variables)`` in JAX; ``constants`` (1D array) is the trainable leaf.
+    def __call__(self, *variables):
+        if len(variables) != len(self.variables):
+            raise TypeError(f"expected {len(self.variables)} arguments "
+                            f"({', '.join(self.variables)}), got {len(variables)}")
+        out = self._fn(self.constants, *variables)
+        shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in variables)) if variables else ()
+        return jnp.broadcast_to(out, shape)
 
-        Built from a sympy expression by turning each Float into ``constants[k]``
-        (order: ``constant_symbols``). Use with optax/``eqx.filter_grad`` directly.
-        """
-
-        constants: Any
-        variables: tuple = eqx.field(static=True)
-        template: Any = eqx.field(static=True)
-        _fn: Callable = eqx.field(static=True)
-
-        @classmethod
-        def from_sympy(cls, expression, variables):
-            from ._expression import parametrise
-
-            variables = tuple(variables)
-            template, params, values = parametrise(sympy.sympify(expression))
-            syms = [sympy.Symbol(n) for n in variables]
-            c = sympy.IndexedBase("c")
-            indexed = template.xreplace({p: c[k] for k, p in enumerate(params)})
-            fn = sympy.lambdify((c, *syms), indexed, modules="jax")
-            return cls(jnp.asarray(values, dtype=float), variables, template, fn)
-
-        def __call__(self, *variables):
-            if len(variables) != len(self.variables):
-                raise TypeError(f"expected {len(self.variables)} arguments "
-                                f"({', '.join(self.variables)}), got {len(variables)}")
-            out = self._fn(self.constants, *variables)
-            shape = jnp.broadcast_shapes(*(jnp.shape(v) for v in variables)) if variables else ()
-            return jnp.broadcast_to(out, shape)
-
-        def to_sympy(self):
-            """The expression with the current constants substituted back."""
-            syms = sorted(self.template.free_symbols - {sympy.Symbol(n) for n in self.variables},
-                          key=lambda s: int(s.name.split("_")[1]))
-            return self.template.xreplace(
-                {s: sympy.Float(float(v), 15) for s, v in zip(syms, self.constants)})
-
-    JaxLaw.__qualname__ = "JaxLaw"
-    JaxLaw.__module__ = __name__
-    return JaxLaw
-
-
-class _LazyJaxLaw:
-    """Defers importing jax/equinox until a JAX law is first built."""
-
-    _cls = None
-
-    def _get(self):
-        if _LazyJaxLaw._cls is None:
-            _LazyJaxLaw._cls = _make_jaxlaw_class()
-        return _LazyJaxLaw._cls
-
-    def __getattr__(self, name):
-        return getattr(self._get(), name)
-
-    def __call__(self, *args, **kwargs):
-        return self._get()(*args, **kwargs)
-
-    def __instancecheck__(self, obj):
-        return isinstance(obj, self._get())
-
-
-JaxLaw = _LazyJaxLaw()
+    def to_sympy(self):
+        """The expression with the current constants substituted back."""
+        syms = sorted(self.template.free_symbols - {sympy.Symbol(n) for n in self.variables},
+                      key=lambda s: int(s.name.split("_")[1]))
+        return self.template.xreplace(
+            {s: sympy.Float(float(v), 15) for s, v in zip(syms, self.constants)})

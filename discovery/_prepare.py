@@ -24,6 +24,8 @@ in it cannot be integrated in time, so the regression is differential:
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
+from scipy.integrate import cumulative_trapezoid
 
 REQUIRED = ("cell_voltage", "slit_potential", "trans_slit_current")
 MIN_POINTS = 10
@@ -54,8 +56,6 @@ def charging_window(time, cell_voltage, cycle=0):
 
 
 def _cumulative(y, t):
-    from scipy.integrate import cumulative_trapezoid
-
     return cumulative_trapezoid(y, t, axis=0, initial=0.0)
 
 
@@ -96,8 +96,6 @@ def prepare(dataset, slits=None, cycle=0, potential="slit_potential", charge="pa
     - on ``link``: ``charge_scale`` (C/m^2), ``voltage_integral_scale`` (V s),
       ``orientation`` (+1/-1), ``open_space`` (link 0).
     """
-    import xarray as xr
-
     if not isinstance(dataset, xr.Dataset):
         raise ValueError(f"prepare needs an xarray.Dataset, got {type(dataset).__name__}")
     if charge not in CHARGES:

@@ -15,6 +15,8 @@ from __future__ import annotations
 import numpy as np
 import sympy
 
+from ._expression import numpy_function, tree_size
+
 
 def _fraction(expr, symbols):
     num, den = sympy.fraction(sympy.cancel(sympy.together(sympy.expand(sympy.N(expr)))))
@@ -62,15 +64,11 @@ def same_structure(found, reference, variables, rtol=0.02, negligible=1e-4, X=No
                     return False
         return True
     functions = lambda e: {type(a) for a in e.atoms(sympy.Function)}  # noqa: E731
-    from ._expression import tree_size
-
     if functions(found) != functions(reference) or X is None:
         return False
     if tree_size(found) > tree_size(reference) + extra_nodes:
         return False
     X = np.asarray(X, dtype=float).reshape(len(X), -1)
-    from ._expression import numpy_function
-
     f = numpy_function(found, symbols)(X)
     r = numpy_function(reference, symbols)(X)
     spread = max(float(np.ptp(r)), float(np.max(np.abs(r))), 1e-300)

@@ -4,6 +4,9 @@ question of how gamma depends on the electrolyte)."""
 from __future__ import annotations
 
 import numpy as np
+import xarray as xr
+
+from ._trans_slit import TransSlitResult, trans_slit_law
 
 PARAMETERS = ("slit_nm", "n_sheets", "concentration_M", "ion_diameter_nm", "diffusivity_m2_s",
               "relative_permittivity", "temperature_K", "scan_rate_V_s", "v_min", "v_max")
@@ -16,10 +19,6 @@ def sweep(datasets, engine="auto", slits=None, seed=0, parsimony=None, **engine_
     ``r2``, ``paper_form``; per run the Dataset attrs in ``PARAMETERS`` (``slit_nm`` is d)
     and the means over inner links ``R_max_mean``, ``R_min_mean``, ``gamma_mean``.
     Sort or plot it with xarray, e.g. ``table.sortby("slit_nm")``."""
-    import xarray as xr
-
-    from ._trans_slit import TransSlitResult, trans_slit_law
-
     results = []
     for item in datasets:
         if isinstance(item, TransSlitResult):

@@ -20,7 +20,12 @@ import numpy as np
 import sympy
 import xarray as xr
 
+from ._discover import discover, fitted_engine
+from ._expression import numpy_function
+from ._prepare import prepare
+
 CHARGE = "q"  # name of the normalised transferred charge in discovered laws
+SEARCHES = ("per_link", "once")  # trans_slit_law(search=...): an engine search per link, or one for all links
 
 
 def integral_to_differential(F, charge, voltage_integral_scale=1.0, charge_scale=1.0):
@@ -228,31 +233,40 @@ def _subsample(n, max_points):
 
 def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycle=0,
                    max_points=400, potential="slit_potential", charge="passed", min_current=0.1,
-                   **engine_options):
+                   search="per_link", **engine_options):
     """Discover the trans-slit law of each link of ``data`` (a ``jaxpnp.simulate`` Dataset,
     or the output of :func:`prepare`; ``potential``, ``charge``, ``min_current`` as in
     :func:`prepare`). The regression is ``a = F(q)`` (normalised integrals, charging
     half-cycle, at most ``max_points`` evenly spaced samples); then R(t) = (A_s/Q_s) F'(q(t))
     over the cycle. With ``charge="nodes"``: ``U / (I R_s) = F(q)`` on the usable charging
-    samples, R(t) = R_s F(q(t)). Returns a :class:`TransSlitResult`."""
+    samples, R(t) = R_s F(q(t)).
 
-    from ._discover import discover
-    from ._expression import numpy_function
-    from ._prepare import prepare
-
+    ``search``: ``"per_link"`` (an engine search on every link's samples) or ``"once"`` (one
+    search on the pooled normalised samples of all links, at most ``max_points``; each link's
+    law is then picked, by the same held-out front and parsimony rule, among the forms that
+    search found, their constants refit by least squares on the link's own samples: the form
+    comes from the data of every link, the constants from each link's). Returns a
+    :class:`TransSlitResult`."""
+    if search not in SEARCHES:
+        raise ValueError(f"search must be one of {SEARCHES}, got {search!r}")
     prepared = data if "voltage_integral" in getattr(data, "variables", {}) else \
         prepare(data, slits=slits, cycle=cycle, potential=potential, charge=charge, min_current=min_current)
     if _nodes(prepared):
-        return _differential_laws(prepared, engine, seed, parsimony, max_points, engine_options)
+        return _differential_laws(prepared, engine, seed, parsimony, max_points, search, engine_options)
     q = sympy.Symbol(CHARGE)
+    links = [int(v) for v in prepared["link"].values]
+    samples = {}
+    for i in links:
+        p = prepared.sel(link=i)
+        x, a = np.asarray(p["charge"].values), np.asarray(p["voltage_integral"].values)
+        keep = _subsample(x.size, max_points)
+        samples[i] = (x[keep], a[keep])
+    laws = _link_laws(samples, search, engine, seed, parsimony, max_points, engine_options)
     results, curves = {}, []
-    for i in [int(v) for v in prepared["link"].values]:
+    for i in links:
         p = prepared.sel(link=i)
         x = np.asarray(p["charge"].values)
-        a = np.asarray(p["voltage_integral"].values)
-        keep = _subsample(x.size, max_points)
-        law = discover(x[keep, None], a[keep], names=[CHARGE], engine=engine, seed=seed,
-                       parsimony=parsimony, **engine_options)
+        law = laws[i]
         q_s, a_s = float(p["charge_scale"]), float(p["voltage_integral_scale"])
         check = paper_form(law.expression, q, intercept_tolerance=max(1e-3, 3.0 * law.rmse))
         slope = sympy.diff(law.expression, q)
@@ -274,8 +288,22 @@ def trans_slit_law(data, engine="auto", slits=None, seed=0, parsimony=None, cycl
         )
         results[i] = link
         curves.append(r_cycle)
-    links = [int(v) for v in prepared["link"].values]
     return _transslit_result(prepared, links, curves, results)
+
+
+def _link_laws(samples, search, engine, seed, parsimony, max_points, engine_options) -> dict:
+    """{link: Law} of {link: (q (n,), y (n,))}: see :func:`trans_slit_law`'s ``search``. The
+    law's ``selection`` record says which search it came from."""
+    options = dict(engine=engine, seed=seed, parsimony=parsimony, **engine_options)
+    if search == "per_link":
+        laws = {i: discover(x[:, None], y, names=[CHARGE], **options) for i, (x, y) in samples.items()}
+    else:
+        x = np.concatenate([x for x, _ in samples.values()])
+        y = np.concatenate([y for _, y in samples.values()])
+        keep = _subsample(x.size, max_points)  # evenly spaced over the links in turn: each keeps its share
+        fitted = fitted_engine(x[keep, None], y[keep], names=[CHARGE], **options)
+        laws = {i: fitted.refit_forms(x[:, None], y, names=[CHARGE]).law_ for i, (x, y) in samples.items()}
+    return {i: dataclasses.replace(law, selection={**law.selection, "search": search}) for i, law in laws.items()}
 
 
 def _transslit_result(prepared, links, curves, results) -> TransSlitResult:
@@ -294,15 +322,11 @@ def _transslit_result(prepared, links, curves, results) -> TransSlitResult:
     )
 
 
-def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_options):
+def _differential_laws(prepared, engine, seed, parsimony, max_points, search, engine_options):
     """:func:`trans_slit_law` for ``charge="nodes"``: ``r = U / (I R_s) = F(q)`` per link."""
-
-    from ._discover import discover
-    from ._expression import numpy_function
-
     q = sympy.Symbol(CHARGE)
-    results, curves = {}, []
     links = [int(v) for v in prepared["link"].values]
+    samples, scales = {}, {}
     for i in links:
         p = prepared.sel(link=i)
         ok = np.asarray(p["usable"].values, dtype=bool)
@@ -312,8 +336,13 @@ def _differential_laws(prepared, engine, seed, parsimony, max_points, engine_opt
         if not r_s > 0:
             raise ValueError(f"link {i}: the measured U / I is not a positive resistance (median {r_s:.3g} ohm m^2)")
         keep = np.flatnonzero(ok)[_subsample(int(np.count_nonzero(ok)), max_points)]
-        law = discover(x[keep, None], r[keep] / r_s, names=[CHARGE], engine=engine, seed=seed,
-                       parsimony=parsimony, **engine_options)
+        samples[i], scales[i] = (x[keep], r[keep] / r_s), r_s
+    laws = _link_laws(samples, search, engine, seed, parsimony, max_points, engine_options)
+    results, curves = {}, []
+    for i in links:
+        p = prepared.sel(link=i)
+        x = np.asarray(p["charge"].values)
+        law, r_s = laws[i], scales[i]
         check = paper_form_resistance(law.expression, q)
         r_of_q = numpy_function(law.expression, [q])
         q_s = float(p["charge_scale"])

@@ -12,6 +12,7 @@ from ._protocol import CV, AbstractProtocol, Galvanostatic, PotentialStep, Sine
 from ._protocol_attrs import protocol_attrs, protocol_from_attrs
 from ._simulate import SimulationError, build_model, differentiable_run, simulate, validate
 from ._units import to_cf
+from ._version import __version__
 
 __all__ = [
     "AbstractProtocol",
@@ -49,7 +50,6 @@ __all__ = [
     "read_sweep",
     "sweep",
 ]
-__version__ = "0.1.0"
 
 _SWEEPS = ("open_sweep", "read_sweep", "sweep")
 

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 import xarray as xr
 
 from ._electrolyte import ELEMENTARY_CHARGE
+from ._precision import float64
 from ._protocol_attrs import protocol_attrs
 from ._units import to_cf
+from ._version import __version__
 
 
 def _attrs(units, long_name):
@@ -20,8 +23,6 @@ def _cat(collected, key):
 
 def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, collected, snap_t, info):
     """Package the collected segments (see ``_simulate``) as an ``xarray.Dataset``."""
-    from . import __version__
-
     tau = float(electrolyte.debye_time_s)
     vt = float(electrolyte.thermal_voltage_V)
     q_scale = float(electrolyte.charge_scale_C_m2)  # C/m^2
@@ -81,8 +82,6 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
         ys = np.concatenate(collected["ys"])
         idx = np.unique([int(np.argmin(np.abs(t - s))) for s in snap_t])
         fields = ys[idx]
-        import jax.numpy as jnp
-        from ._precision import float64
         with float64():
             pots = np.stack([np.asarray(model.potential(jnp.asarray(fields[k]),
                                                         model.electrode_potential(t[i] / tau)))

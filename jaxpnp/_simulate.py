@@ -15,6 +15,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import threadpoolctl
+from tqdm.auto import tqdm
 
 from . import _equilibrium  # module import: _equilibrium imports this module too
 from ._block_tridiagonal import BlockLayout, BlockTridiagonalPreconditioner
@@ -22,6 +23,7 @@ from ._electrolyte import AVOGADRO, ELEMENTARY_CHARGE, Electrolyte
 from ._geometry import Electrode, Grid, build_grid, check_stern_capacitance
 from ._implicit import NewtonKrylov
 from ._model import MPNPModel
+from ._observables import to_dataset
 from ._poisson import FastPoisson
 from ._precision import float64
 from ._preconditioner import SparseLUPreconditioner
@@ -231,7 +233,6 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
     if solver not in SOLVERS:
         raise ValueError(f"solver must be one of {tuple(SOLVERS)}, got {solver!r}")
     preconditioner = resolve_preconditioner(preconditioner)
-    from ._observables import to_dataset
 
     # the dense blocks are small (3 ny): OpenBLAS threads only spin against each other,
     # and on a shared machine a 135 x 135 inverse measured 30 ms with 2 threads vs 0.6 ms with 1
@@ -260,7 +261,6 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                 resumed_from = float(edges[first])
         bar = None
         if progress:
-            from tqdm.auto import tqdm
             bar = tqdm(total=float(protocol.duration) * 1e9, unit="ns", desc="mPNP", initial=resumed_from * 1e9,
                        bar_format="{l_bar}{bar}| {n:.3g}/{total:.3g} ns [{elapsed}<{remaining}]")
         t_start = _time.perf_counter() - elapsed

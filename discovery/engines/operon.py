@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from .._expression import parse
-from ._base import AbstractEngine
+from ._base import AbstractEngine, EngineUnavailableError
 
 ARITHMETIC = ("add", "sub", "mul", "div")
 
@@ -31,11 +31,9 @@ class OperonEngine(AbstractEngine):
         self.optimizer_iterations = optimizer_iterations
 
     def _search(self, X, y):
-        try:
+        try:  # imported here, not at module top: pyoperon.sklearn loads scikit-learn (~3 s), paid only by a search
             from pyoperon.sklearn import SymbolicRegressor
         except ImportError as err:  # pragma: no cover - pyoperon is a core dependency
-            from ._base import EngineUnavailableError
-
             raise EngineUnavailableError("pyoperon is not installed: pip install pyoperon") from err
         unknown = set(self.functions) - {"exp", "log", "sqrt"}
         if unknown:

@@ -144,6 +144,34 @@ def test_end_to_end_recovers_paper_like_ladder(paper_ladder):
     assert "paper form=True" in result.summary()
 
 
+def test_one_search_for_all_links_recovers_each_links_constants(paper_ladder):
+    """search="once": one Operon search on the pooled links, each link's constants refit on its own
+    samples; the links differ in R_c (x1, x2, x3) and in their normalised gamma."""
+    ds, _ = paper_ladder
+    result = discovery.trans_slit_law(ds, engine="operon", seed=0, search="once", max_points=150, **FAST_OPERON)
+    p = result.prepared
+    for i, law in result.links.items():
+        assert law.law.selection["search"] == "once"
+        assert law.paper_form and law.form == "quadratic", law.law.expression
+        assert law.R_c == pytest.approx(0.01 * (1 + i), rel=1e-3)
+        assert law.gamma == pytest.approx(0.6 * float(p["charge_scale"].sel(link=i)) / 0.3, rel=1e-3, abs=1e-4)
+    with pytest.raises(ValueError, match="search"):
+        discovery.trans_slit_law(ds, engine="sparse", search="pooled")
+
+
+def test_refit_forms_takes_the_forms_of_one_fit_to_other_data():
+    """An engine's forms refit on data of the same law with other constants recover those constants
+    (no new search); data of another number of variables are refused."""
+    x = np.linspace(0.05, 1.0, 120)[:, None]
+    engine = discovery.SparseEngine(seed=0, thresholds=np.logspace(-6, -1, 6)).fit(x, 2.0 * x[:, 0] / (0.5 + x[:, 0]), names=["x"])
+    law = engine.refit_forms(x, 3.0 * x[:, 0] / (0.8 + x[:, 0]), names=["x"]).law_
+    assert discovery.same_structure(law.expression, "3*x/(0.8 + x)", ["x"], rtol=1e-4), law.expression
+    with pytest.raises(ValueError, match="variable"):
+        engine.refit_forms(np.hstack([x, x]), x[:, 0], names=["a", "b"])
+    with pytest.raises(RuntimeError, match="fit"):
+        discovery.SparseEngine().refit_forms(x, x[:, 0])
+
+
 def test_end_to_end_reports_a_law_of_another_form():
     # R = R_c (1 + beta (Q/Q*)^2)  =>  int U dt is cubic in Q: not the paper's form
     ds, Q = ladder_dataset(lambda i, Q: 0.02 * (1 + 3.0 * (Q / 0.1) ** 2), n_slits=3)
