@@ -329,8 +329,8 @@ def node_potential_links(ds, equilibrium: xr.Dataset):
 
 
 def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
-                          saturate: bool = True, salt_release="none", coions="equilibrium", link_law="paper", links=None, laws=None,
-                          engine=None, seed=None, discovery_options=None):
+                          saturate: bool = True, salt_release="none", coions="equilibrium", link_law="paper",
+                          separator="neutral", links=None, laws=None, engine=None, seed=None, discovery_options=None):
     """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
 
     Capacitors (``circuits.equilibrium_capacitor``) and salt uptake (:func:`uptake_tables`) from the
@@ -342,6 +342,8 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
     node potentials here (a mid-slit law does not apply to node potentials). ``coions="dynamic"``: each
     slit carries its co-ion content as a state (``SaltLadder.ion_potentials``), the node volumes from
     the equilibrium data's uncharged ion content, ``N_k(0) / (2 c0)`` (:func:`region_volumes`).
+    ``separator="charged"``: the separator line carries both species (``SaltLadder``'s option; the
+    run's permittivity), the crowded 1 V case's best pairing with ``coions="dynamic"``.
     """
     eq = _run_equilibrium(equilibrium, ds)
     n = int(ds.sizes["slit"]) - 1
@@ -360,6 +362,7 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
                        temperature_K=float(a["temperature_K"]), capacitor=capacitor,
                        separator_nodes=int(separator_nodes), open_law=open_law, saturate=bool(saturate),
                        salt_release=salt_release, coions=coions, link_law=link_law, region_volume_m=region_volumes(eq),
+                       separator=separator, relative_permittivity=float(a["relative_permittivity"]),
                        boundary=str(a.get("boundary", "reservoir")) if boundary is None else boundary)
     return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
                        R_open=float(model.R_open), capacitance=np.asarray(C).tolist())
