@@ -54,7 +54,7 @@ def main():
         base = cm.mpnp_run(runs, v_max, cm.HALF_PERIOD_DEBYE, 6)
         Im, times = np.asarray(base["current_density"]), np.asarray(base["time"])
         with jaxpnp.float64():
-            model = circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6])
+            model = circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6], **cm.NEUTRAL)
         for name, change in {**VARIANTS, **EXTRA}.items():
             m = dataclasses.replace(model, **change)
             t0 = time.perf_counter()

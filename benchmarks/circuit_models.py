@@ -169,6 +169,9 @@ def node_potential_ncm(ds, eq):
                         allow_gamma_outside_unit=True, gamma_open=min(law.gamma_open, 1.0), q_max_open=law.q_max_open)
 
 
+# the SaltLadder of session 5 (equilibrium co-ions, neutral separator line): "salt_ladder" and the
+# base the variants below change; from_mpnp's default is now "salt_ladder_coions_charged_separator"
+NEUTRAL = dict(coions="equilibrium", separator="neutral")
 PREDICTIONS = (("rate/5", 5, 6), ("rate/20", 20, 6), ("4 sheets", 1, 4), ("8 sheets", 1, 8))
 # the co-ion-aware variants (coion, issue 10): each slit's co-ions a state; "min"/"mean" co-ion share of a link
 COION_VARIANTS = {
@@ -208,7 +211,7 @@ def confirm(directory: Path):
     Im = np.asarray(ds["current_density"])
     out = dict(grid_nm=float(ds.attrs["grid_nm"]), run=str(directory / "mpnp_v1_hp1000_n6.nc"))
     with jaxpnp.float64():
-        model = circuits.from_mpnp(ds, kind="salt", equilibrium=[eq])
+        model = circuits.from_mpnp(ds, kind="salt", equilibrium=[eq], **NEUTRAL)
         for name, change in {"salt_ladder": {}, **COION_VARIANTS}.items():
             I = np.asarray(circuits.solve(dataclasses.replace(model, **change), cv_of(ds),
                                           times=np.asarray(ds["time"])).current_density)
@@ -246,11 +249,11 @@ def main():
         mpnp_s = float(base.attrs.get("solver_run_time_s", np.nan))
         with jaxpnp.float64():
             t0 = time.perf_counter()
-            model = circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6])
+            model = circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6], **NEUTRAL)
             extract_s = time.perf_counter() - t0
             I, first, warm = timed(circuits.solve, model, cv_of(base), times=times)
             t0 = time.perf_counter()
-            circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6])
+            circuits.from_mpnp(base, kind="salt", equilibrium=eqs[6], **NEUTRAL)
             extract_again = time.perf_counter() - t0
         R["salt_ladder"] = dict(
             nrmse=nrmse(I, Im), parameters=model.parameters(), extraction_s=extract_s,

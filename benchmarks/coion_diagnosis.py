@@ -105,7 +105,7 @@ def main():
     PIp = np.stack([np.sum(pip * cp * w * c, (1, 2)) / np.sum(cp * w * c, (1, 2)) for c in cells], 1)
     PIn = np.stack([np.sum(pin * cn * w * c, (1, 2)) / np.sum(cn * w * c, (1, 2)) for c in cells], 1)
     um_mpnp, up_mpnp = phi[:, None] + PIn, phi[:, None] - PIp
-    model = circuits.from_mpnp(cm.mpnp_run(Path(args.runs), 1.0, cm.HALF_PERIOD_DEBYE, 6), kind="salt", equilibrium=[eq])
+    model = circuits.from_mpnp(cm.mpnp_run(Path(args.runs), 1.0, cm.HALF_PERIOD_DEBYE, 6), kind="salt", equilibrium=[eq], **cm.NEUTRAL)
     model = dataclasses.replace(model, coions="dynamic")
     with jaxpnp.float64():
         pots = [tuple(np.asarray(a) for a in model.ion_potentials(q[i], Np[i, 1:])) for i in range(len(t))]

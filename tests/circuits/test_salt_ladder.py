@@ -142,10 +142,13 @@ def test_from_mpnp_recovers_a_known_salt_ladder():
     np.testing.assert_allclose(np.asarray(model.uptake_salt), ws, rtol=1e-12)
     assert float(model.R_open) == pytest.approx(1e-8 / float(el.conductivity_S_m), rel=1e-9)
     assert model.salt == "dynamic" and model.separator_nodes == 8
-    # the crowded case's pairing: same extracted elements, the run's permittivity on the charged line
-    crowded = circuits.from_mpnp(run, kind="salt", equilibrium=eq, coions="dynamic", separator="charged")
-    assert crowded.separator == "charged" and crowded.coions == "dynamic"
-    assert float(crowded.relative_permittivity) == attrs["relative_permittivity"]
-    np.testing.assert_allclose(np.asarray(crowded.R_c), np.asarray(model.R_c), rtol=1e-12)
+    # a reservoir run gets the crowded case's pairing, the run's permittivity on the charged line
+    assert model.separator == "charged" and model.coions == "dynamic"
+    assert float(model.relative_permittivity) == attrs["relative_permittivity"]
+    neutral = circuits.from_mpnp(run, kind="salt", equilibrium=eq, coions="equilibrium", separator="neutral")
+    assert neutral.separator == "neutral" and neutral.coions == "equilibrium"
+    np.testing.assert_allclose(np.asarray(neutral.R_c), np.asarray(model.R_c), rtol=1e-12)
+    closed = circuits.from_mpnp(run, kind="salt", equilibrium=eq, boundary="symmetric")
+    assert closed.separator == "neutral" and closed.coions == "equilibrium" and closed.boundary == "symmetric"
     with pytest.raises(ValueError):
         circuits.from_mpnp(run, kind="salt", equilibrium=eq, separator="ionic")
