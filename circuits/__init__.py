@@ -22,7 +22,8 @@ from ._fit import SCALED_LAW_PARAMS, FitResult, Identifiability, ScaledLaw, fit,
 from ._salt import (AbstractSaltLinks, AbstractSaltStorage, CapacitorStorage, ChargeLawLinks, DonnanStorage,
                     IonContentLinks, PlanarStorage, SaltNCM, SplitStorage, SaltSolution, salt_to_dataset, simulate_salt, solve_salt)
 from ._salt_ladder import SaltLadder, SaltLadderSolution, salt_ladder_to_dataset, simulate_salt_ladder, solve_salt_ladder
-from ._salt_extract import node_potential_links, region_volumes, salt_ladder_from_mpnp, uptake_tables
+from ._salt_extract import (node_potential_links, region_volumes, salt_ladder_from_mpnp, species_potential_links,
+                            uptake_tables)
 from ._impedance import equilibrium_resistances, impedance
 from ._simulate import Solution, simulate, solve, step_grid, to_dataset
 from ._sharding import sharded_vmap
@@ -37,6 +38,7 @@ __all__ = [
     "solve_salt_ladder",
     "node_potential_links",
     "salt_ladder_from_mpnp",
+    "species_potential_links",
     "uptake_tables",
     "region_volumes",
     "AbstractSaltLinks",

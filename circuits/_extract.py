@@ -341,7 +341,7 @@ def from_mpnp(ds: xr.Dataset, *, kind: str = "ncm", equilibrium: xr.Dataset | No
     ``kind="salt"``: the salt-aware model. ``salt_model="ladder"`` (default): :class:`SaltLadder`,
     the node-potential NCM's laws plus a separator salt balance
     (``circuits._salt_extract.salt_ladder_from_mpnp``; options ``separator_nodes``, ``boundary``,
-    ``open_law``, ``saturate``, ``coions``, ``link_law``, ``separator``, ``links``). ``salt_model="content"``: :class:`SaltNCM` (storage
+    ``open_law``, ``saturate``, ``coions``, ``link_law``, ``separator``, ``links``, ``links_from``). ``salt_model="content"``: :class:`SaltNCM` (storage
     fitted to the ``equilibrium`` curves, ion-content links; ``salt_ncm_from_mpnp``'s options).
     """
     if kind not in FROM_MPNP_KINDS:

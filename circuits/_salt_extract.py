@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -29,7 +30,7 @@ import discovery
 from jaxpnp import float64
 
 from . import _extract  # circular: _extract imports this module; its functions are used at call time only
-from ._salt_ladder import SaltLadder
+from ._salt_ladder import FARADAY, SaltLadder
 from ._salt import (DonnanStorage, Env, IonContentLinks, PlanarStorage, SaltNCM, SplitStorage,
                     separator_volume_in_line)
 
@@ -328,9 +329,63 @@ def node_potential_links(ds, equilibrium: xr.Dataset):
     return R_c, gamma, q_max
 
 
+def species_potential_links(model: SaltLadder, time, node_charge, cations, link_current, *, min_current: float = 0.1):
+    """``(R_c, gamma, q_max)`` per link (n,): the saturating paper law ``R_c (1 - gamma min(Q, Q_max)/Q_max)`` on
+    the co-ion-aware node potentials of ``model`` (``coions="dynamic"``).
+
+    ``time`` (t,) s; ``node_charge`` (t, n+1) C/m^2 and ``cations`` (t, n) mol/m^2 of the slits (the model's
+    sign: ``q = F (anions - cations)``); ``link_current`` (t, n) A/m^2, circuit sign (positive charges the deeper
+    node). Each link's driving voltage is the one ``model``'s link law uses, ``(1 - s)(u-_i - u-_{i+1}) +
+    s (u+_i - u+_{i+1})`` (``SaltLadder.ion_potentials`` at the measured q, p; ``s`` the link's co-ion share by
+    ``model.link_share``), so that ``J = V / R``. ``Q``: the charge the link has passed since ``time[0]``.
+    Least squares on ``V - J R(Q)`` over the samples with ``|J|`` above ``min_current`` of its maximum, the
+    whole record (the law's saturation shows after ``Q`` passes ``Q_max``: a charging-half projection of the
+    linear form cannot see it and under-estimates the saturated resistance)."""
+    if model.coions != "dynamic":
+        raise ValueError("species_potential_links needs a SaltLadder(coions='dynamic') (its species potentials)")
+    t = np.asarray(time, float)
+    q, p, J = (np.asarray(a, float) for a in (node_charge, cations, link_current))
+    n = model.n_slits
+    if q.shape != (t.size, n + 1) or p.shape != (t.size, n) or J.shape != (t.size, n):
+        raise ValueError(f"species_potential_links: node_charge ({t.size}, {n + 1}), cations and link_current "
+                         f"({t.size}, {n}) expected, got {q.shape}, {p.shape}, {J.shape}")
+    if not (np.all(np.isfinite(q)) and np.all(np.isfinite(p)) and np.all(np.isfinite(J))):
+        raise ValueError("species_potential_links: the records must be finite")
+    with float64():
+        pots = [tuple(np.asarray(a) for a in model.ion_potentials(jnp.asarray(q[i]), jnp.asarray(p[i])))
+                for i in range(t.size)]
+    um, up = np.stack([a[0] for a in pots]), np.stack([a[1] for a in pots])
+    V = np.asarray(model.region_volume_m, float)
+    cp, cn = np.stack([a[2] for a in pots]) / V, np.stack([a[3] for a in pots]) / V
+    if model.link_share == "min":
+        share = cp / (cp + cn)
+        s = np.minimum(share[:, :-1], share[:, 1:])
+    else:
+        s = (cp[:, :-1] + cp[:, 1:]) / (cp[:, :-1] + cp[:, 1:] + cn[:, :-1] + cn[:, 1:])
+    drive = (1.0 - s) * (um[:, :-1] - um[:, 1:]) + s * (up[:, :-1] - up[:, 1:])
+    Q = np.stack([cumulative_trapezoid(J[:, i], t, initial=0.0) for i in range(n)], 1)
+    R_c, gamma, q_max = np.empty(n), np.empty(n), np.empty(n)
+    for i in range(n):
+        ok = np.abs(J[:, i]) > min_current * np.max(np.abs(J[:, i]))
+        if ok.sum() < 4 or np.max(Q[ok, i]) <= 0:
+            raise ValueError(f"species_potential_links: link {i} has too few samples above min_current")
+        scale_V = np.max(np.abs(drive[ok, i]))
+        R0 = float(np.sum(drive[ok, i] * J[ok, i]) / np.sum(J[ok, i] ** 2))
+
+        def residual(x, i=i, ok=ok, scale_V=scale_V, R0=R0):
+            r, g, qm = x
+            return (drive[ok, i] - J[ok, i] * R0 * r * (1.0 - g * np.minimum(Q[ok, i], qm) / qm)) / scale_V
+
+        Qtop = float(np.max(Q[ok, i]))
+        fit = least_squares(residual, [1.0, 0.3, 0.5 * Qtop], bounds=([1e-3, -5.0, 1e-3 * Qtop], [1e3, 0.999, Qtop]))
+        R_c[i], gamma[i], q_max[i] = R0 * fit.x[0], fit.x[1], fit.x[2]
+    return R_c, gamma, q_max
+
+
 def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
                           saturate: bool = True, salt_release="none", coions=None, link_law="paper",
-                          separator=None, links=None, laws=None, engine=None, seed=None, discovery_options=None):
+                          separator=None, links=None, links_from="nodes", laws=None, engine=None, seed=None,
+                          discovery_options=None):
     """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
 
     Capacitors (``circuits.equilibrium_capacitor``) and salt uptake (:func:`uptake_tables`) from the
@@ -348,11 +403,22 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
     NRMSE 0.075 / 0.037 against 0.113 / 0.041 for the equilibrium co-ions on a neutral line,
     ``benchmarks/charged_separator.py``); the charged line needs the reservoir, so a closed cell
     gets ``"equilibrium"`` and ``"neutral"``.
+    ``links_from="species"`` (needs ``coions="dynamic"`` and ``ds`` variables ``slit_cation_content`` and
+    ``slit_anion_content``, mol/m^2 on (time, slit): each region's ion contents, e.g. summed from field
+    snapshots): the inner links 1..n-1 by :func:`species_potential_links` on the model's own co-ion-aware
+    node potentials (link 0 as from the node potentials: node 0 holds equilibrium co-ions).
     """
     boundary = str(ds.attrs.get("boundary", "reservoir")) if boundary is None else boundary
     reservoir = boundary == "reservoir"
     coions = ("dynamic" if reservoir else "equilibrium") if coions is None else coions
     separator = ("charged" if reservoir else "neutral") if separator is None else separator
+    if links_from not in ("nodes", "species"):
+        raise ValueError(f"links_from must be 'nodes' or 'species', got {links_from!r}")
+    if links_from == "species":
+        missing = [v for v in ("slit_cation_content", "slit_anion_content") if v not in ds.variables]
+        if coions != "dynamic" or missing or links is not None:
+            raise ValueError("links_from='species' needs coions='dynamic', no links=, and the run's per-region ion "
+                             f"contents (missing: {missing})")
     eq = _run_equilibrium(equilibrium, ds)
     n = int(ds.sizes["slit"]) - 1
     if int(eq.sizes["slit"]) != n + 1:
@@ -372,5 +438,14 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
                        salt_release=salt_release, coions=coions, link_law=link_law, region_volume_m=region_volumes(eq),
                        separator=separator, relative_permittivity=float(a["relative_permittivity"]),
                        boundary=boundary)
+    if links_from == "species":
+        Np = np.asarray(ds["slit_cation_content"].transpose("time", "slit"), float)
+        Nn = np.asarray(ds["slit_anion_content"].transpose("time", "slit"), float)
+        I = -np.asarray(ds["trans_slit_current"].transpose("time", "slit"), float)[:, :n]  # circuit sign
+        sp = species_potential_links(model, np.asarray(ds["time"], float), FARADAY * (Nn - Np), Np[:, 1:], I)
+        R_c, gamma, q_max = (np.concatenate([np.broadcast_to(np.asarray(a, float), (n,))[:1], b[1:]])
+                             for a, b in zip((R_c, gamma, q_max), sp))
+        gamma = np.minimum(gamma, 0.999)
+        model = dataclasses.replace(model, R_c=R_c, gamma=gamma, q_max=q_max)
     return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
                        R_open=float(model.R_open), capacitance=np.asarray(C).tolist())
