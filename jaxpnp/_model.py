@@ -147,6 +147,12 @@ class MPNPModel(eqx.Module):
         return jax.ops.segment_sum(rho.ravel(), jnp.asarray(self.grid.region.ravel()),
                                    num_segments=self.grid.n_regions)
 
+    def region_ions(self, c):
+        """Cations and anions of each region per projected area (units of c0 * Debye length), (2, n_regions)."""
+        amount = c * self.volume * self.h ** 2 / self.length_y
+        region = jnp.asarray(self.grid.region.ravel())
+        return jnp.stack([jax.ops.segment_sum(a.ravel(), region, num_segments=self.grid.n_regions) for a in amount])
+
     def probe_potentials(self, psi):
         nodes = self.grid.probe_nodes
         vals = psi[nodes[..., 0], nodes[..., 1]]
@@ -183,6 +189,7 @@ class MPNPModel(eqx.Module):
             current=self.current(t, c, t_rate),
             total_ions=self.total_ions(c),
             slit_charge=self.region_charge(c),
+            slit_ions=self.region_ions(c),
             slit_potential=self.probe_potentials(psi),
             link_current=link_tot,
             link_split=link_split,

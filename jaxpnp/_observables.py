@@ -40,6 +40,7 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
         "slit_charge", "slit_potential", "link_current") else ()))
     slit = np.arange(n_reg)
     link = g("link_current").reshape(nt, n_reg) * i_scale
+    ions = (_cat(collected, "slit_ions") if nt else np.zeros((0, 2, n_reg))).reshape(nt, 2, n_reg) * c0_mol_m3 * lam
     split = (_cat(collected, "link_split") if nt else np.zeros((0, 3, n_reg))).reshape(nt, 3, n_reg) * i_scale
     ssplit = (_cat(collected, "surface_split") if nt else np.zeros((0, 3))).reshape(nt, 3) * i_scale
     data = {
@@ -59,6 +60,10 @@ def to_dataset(model, electrolyte, electrode, protocol, grid_nm, boundary, colle
                            _attrs("V", "potential at the slit mid-point (slit 0: d/2 in front of sheet 1)")),
         "slit_charge": (("time", "slit"), g("slit_charge").reshape(nt, n_reg) * q_scale,
                         _attrs("C/m^2", "net ionic charge in the slit region per projected area")),
+        "slit_cation_content": (("time", "slit"), ions[:, 0],
+                                _attrs("mol/m^2", "cations in the slit region per projected area")),
+        "slit_anion_content": (("time", "slit"), ions[:, 1],
+                               _attrs("mol/m^2", "anions in the slit region per projected area")),
         "trans_slit_current": (("time", "slit"), link,
                                _attrs("A/m^2", "net ionic current from slit i into slit i+1 (0 at the last slit)")),
         "flux_migration": (("time", "slit"), split[:, 0],

@@ -59,6 +59,20 @@ def test_closed_half_cell_conserves_salt_and_charge(small_cv_run):
     assert np.all(ds.slit_charge.values[vertex, 1:] < 0)
 
 
+def test_region_ion_contents_make_the_region_charges(small_cv_run):
+    # slit_cation/anion_content are what the salt-aware circuits read (links_from="species"):
+    # their difference is each region's net charge, and the crowded slits expel co-ions
+    _, ds = small_cv_run
+    F = 96485.33212
+    cat, an = ds.slit_cation_content.values, ds.slit_anion_content.values
+    assert np.all(cat > 0) and np.all(an > 0)
+    np.testing.assert_allclose(F * (cat - an), ds.slit_charge.values,
+                               atol=1e-9 * float(np.max(np.abs(ds.slit_charge.values))))
+    assert np.all(np.sum(cat + an, axis=1) <= ds.total_salt.values * (1 + 1e-12))
+    vertex = int(np.argmax(ds.cell_voltage.values))
+    assert np.all(cat[vertex, 1:] < cat[0, 1:])  # the positive electrode's slits lose cations
+
+
 def test_ionic_charge_balances_electrode_charge_when_slow(small_electrode):
     # the imbalance is the field reaching the mid-plane: the ohmic field of the current,
     # and, in a small closed cell charged hard, double layers widened by salt depletion.
