@@ -1,0 +1,44 @@
+"""Speed of the salt-aware circuits against the mPNP, in one process: the mPNP CV (0.25 nm, 6 sheets,
+reservoir, hp1000; first call, then warm) and each SaltLadder variant's warm solve (median of 5).
+
+Run: python benchmarks/salt_model_speed.py [--runs DIR]  (DIR holds or receives the 1 M equilibrium table)
+Writes benchmarks/results/salt_model_speed.json.
+"""
+import argparse, sys, time, json, statistics
+from pathlib import Path
+import numpy as np
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import circuit_models as cm  # noqa: E402
+import circuits, jaxpnp  # noqa: E402
+ap = argparse.ArgumentParser()
+ap.add_argument("--runs", default="_runs")
+args = ap.parse_args()
+runs = Path(args.runs)
+runs.mkdir(parents=True, exist_ok=True)
+eq = cm.equilibria(runs, 6, "", (1.0,))[0][0]
+out = dict(machine="2-core CPU, quiet (no other job)", grid_nm=0.25)
+for v in (1.0, 0.2):
+    cv = cm.protocol(v, 1000)
+    walls = []
+    for _ in range(3 if v == 1.0 else 2):
+        t0 = time.perf_counter()
+        with jaxpnp.float64():
+            ds = jaxpnp.simulate(jaxpnp.Electrolyte(), cm.electrode(6), cv, grid_nm=0.25, boundary="reservoir",
+                                 points_per_cycle=200, progress=False)
+        walls.append(time.perf_counter() - t0)
+    R = out[f"{v:g}V"] = dict(mpnp_wall_s=walls, mpnp_warm_s=min(walls[1:]))
+    with jaxpnp.float64():
+        for name, kw in (("neutral", dict(coions="equilibrium", separator="neutral")), ("default", {}),
+                         ("species", dict(links_from="species"))):
+            m = circuits.from_mpnp(ds, kind="salt", equilibrium=[eq], **kw)
+            ts = []
+            for _ in range(6):
+                t0 = time.perf_counter()
+                I = np.asarray(circuits.solve(m, cm.cv_of(ds), times=np.asarray(ds.time)).current_density)
+                ts.append(time.perf_counter() - t0)
+            med = statistics.median(ts[1:])
+            R[name] = dict(warm_median_s=med, speedup=R["mpnp_warm_s"] / med, nrmse=cm.nrmse(I, ds.current_density))
+    print(v, json.dumps(R), flush=True)
+res = Path(__file__).resolve().parent / "results" / "salt_model_speed.json"
+res.write_text(json.dumps(out, indent=2))
+print("wrote", res)
