@@ -4,6 +4,7 @@ and the machine numbers they record. Scripts import it as ``_common`` (run as
 
 from __future__ import annotations
 
+import json
 import os
 import resource
 from pathlib import Path
@@ -44,3 +45,12 @@ def load_average() -> float | None:
         return os.getloadavg()[0]
     except OSError:
         return None
+
+
+def write_result(path, result: dict) -> Path:
+    """Write a benchmark's JSON record (parents created) and say where."""
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(result, indent=2))
+    print(f"wrote {out}")
+    return out

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -25,6 +24,7 @@ import numpy as np  # noqa: E402
 import circuit_models as cm  # noqa: E402
 import circuits  # noqa: E402
 import jaxpnp  # noqa: E402
+from _common import write_result  # noqa: E402
 
 VARIANTS = {
     "default": {},
@@ -68,10 +68,7 @@ def main():
                 R[name]["predictions"] = cm.predictions(m, runs, v_max, eqs)
                 print("   predictions: " + ", ".join(f"{k} {v.get('nrmse', v.get('error'))}"
                                                      for k, v in R[name]["predictions"].items()), flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -44,6 +43,7 @@ import xarray as xr  # noqa: E402
 
 import circuits  # noqa: E402
 import jaxpnp  # noqa: E402
+from _common import write_result  # noqa: E402
 
 GRID_NM = 0.25
 HALF_PERIOD_DEBYE = 1000.0
@@ -313,10 +313,7 @@ def main():
             print(f"   NCM from the discovered laws: {R['ncm_discovered']}", flush=True)
     if args.confirm:
         result["confirm"] = confirm(Path(args.confirm))
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import json
 import sys
 import time
 from pathlib import Path
@@ -43,6 +42,7 @@ from scipy.integrate import solve_ivp  # noqa: E402
 import circuits  # noqa: E402
 import discovery  # noqa: E402
 import jaxpnp  # noqa: E402
+from _common import write_result  # noqa: E402
 from jaxpnp.reproduce.config import QUICK  # noqa: E402
 
 V_MAX = 0.2
@@ -286,10 +286,7 @@ def main():
                                    quick_grid_model_on_fine_run=nrmse(model, fbase))
         print(f"0.125 nm: NCM {result['fine_grid']['nrmse']:.4f} (the 0.25 nm model on the 0.125 nm run: "
               f"{result['fine_grid']['quick_grid_model_on_fine_run']:.4f})", flush=True)
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(result, indent=2))
-    print(f"wrote {out}")
+    write_result(args.out, result)
 
 
 if __name__ == "__main__":
