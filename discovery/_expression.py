@@ -130,7 +130,7 @@ def parametrise(expr):
     return expr.xreplace(dict(zip(floats, params))), params, np.array([float(f) for f in floats])
 
 
-@functools.lru_cache(maxsize=4096)
+@functools.lru_cache(maxsize=512)  # ~75 kB each (lambdify copies the numpy namespace)
 def _lambdify(args, expr):
     """``sympy.lambdify(args, expr)`` (numpy), cached: a polish and its refits evaluate the same
     expressions many times, and printing one to Python source costs milliseconds. No docstring
