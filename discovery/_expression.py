@@ -16,7 +16,9 @@ from typing import Any, Callable
 import numpy as np
 import sympy
 from scipy.optimize import least_squares
-from sympy.polys.rings import sring
+from sympy.polys.constructor import construct_domain
+from sympy.polys.polyutils import _sort_gens
+from sympy.polys.rings import PolyRing
 
 _FUNCTIONS = {
     "exp": sympy.exp,
@@ -93,6 +95,68 @@ def _expanded_fraction(expr):
     return None
 
 
+_DOMAINS = {}  # coefficient kinds -> the domain sring's construct_domain picks for them
+
+
+def _coefficient_kind(c):
+    if c.is_Integer:
+        return "ZZ"
+    return ("RR", c._prec) if c.is_Float else None  # not Rationals: cancel clears their denominators first
+
+
+def _no_content(rep):
+    """True when cancel's factor_terms can pull no number out of this polynomial's terms: integers
+    only +-1, floats not integral, no two floats of one magnitude (generic fitted constants)."""
+    magnitudes = [abs(float(c)) for c, _ in rep if not (c.is_Integer and abs(c) == 1)]
+    if any(c.is_Integer and abs(c) != 1 for c, _ in rep):
+        return False
+    if any(m == 1.0 for m in magnitudes) and len(rep) == 1:
+        return True
+    return len(set(magnitudes)) == len(magnitudes) and not any(m.is_integer() and m != 1.0 for m in magnitudes)
+
+
+def _expanded_ring(p, q):
+    """``sring((p, q))`` for expanded polynomials ``p, q``: the same ring (generators sorted as sring
+    sorts them, domain as construct_domain picks it, cached by coefficient kind) and elements,
+    without sring's ``expand`` of input that is already expanded; None unless every coefficient is a
+    Float or an Integer."""
+    terms = []
+    gens = set()
+    for e in (p, q):
+        rep = []
+        for term in sympy.Add.make_args(e):
+            coeff, powers = sympy.S.One, {}
+            for factor in sympy.Mul.make_args(term):
+                if factor.is_Number:
+                    coeff = factor
+                else:
+                    base, exp = (factor.base, int(factor.exp)) if factor.is_Pow else (factor, 1)
+                    powers[base] = exp
+                    gens.add(base)
+            rep.append((coeff, powers))
+        terms.append(rep)
+    coeffs = [c for rep in terms for c, _ in rep]
+    kinds = tuple(sorted({_coefficient_kind(c) for c in coeffs}, key=str))
+    if None in kinds or not all(_no_content(rep) for rep in terms):
+        return None
+    if kinds not in _DOMAINS:
+        _DOMAINS[kinds] = construct_domain(coeffs)[0]
+    domain = _DOMAINS[kinds]
+    gens = _sort_gens(gens)
+    index = {g: i for i, g in enumerate(gens)}
+    ring = PolyRing(gens, domain)
+    polys = []
+    for rep in terms:
+        d = {}
+        for c, powers in rep:
+            monom = [0] * len(gens)
+            for base, exp in powers.items():
+                monom[index[base]] = exp
+            d[tuple(monom)] = domain.from_sympy(c)
+        polys.append(ring.from_dict(d))
+    return ring, polys
+
+
 def cancel_together(expr):
     """``sympy.cancel(sympy.together(expr))``, the same expression, cheaply when ``expr`` is already
     ``p / q`` of expanded polynomials (every tidied, refit or pruned candidate).
@@ -105,11 +169,17 @@ def cancel_together(expr):
     parts = _expanded_fraction(expr) if expr.free_symbols else None
     if parts is None:
         return sympy.cancel(sympy.together(expr))
-    ring, (num, den) = sring(parts)
-    if not ring.ngens:
+    built = _expanded_ring(*parts)
+    if built is None or not built[0].ngens:
         return sympy.cancel(sympy.together(expr))
+    ring, (num, den) = built
     num, den = num.cancel(den)
     return num.as_expr() / den.as_expr()
+
+
+def _expand(e):
+    """``sympy.expand(e)``; an expanded polynomial is returned as it is (expand would rebuild it unchanged)."""
+    return e if _is_expanded_polynomial(e) else sympy.expand(e)
 
 
 def tidy(expr, variables):
@@ -122,14 +192,14 @@ def tidy(expr, variables):
     try:
         if expr.is_rational_function(*variables):
             num, den = sympy.fraction(cancel_together(expr))
-            num, den = sympy.expand(num), sympy.expand(den)
+            num, den = _expand(num), _expand(den)
             if den.is_number:
-                return sympy.expand(num / den)
+                return _expand(num / den)
             # make the denominator's constant (or lowest) coefficient 1
             poly = sympy.Poly(den, *variables)
             lead = poly.coeffs()[-1]
             if lead != 0:
-                num, den = sympy.expand(num / lead), sympy.expand(den / lead)
+                num, den = _expand(num / lead), _expand(den / lead)
             return num / den
     except (sympy.PolynomialError, TypeError, ValueError, ZeroDivisionError):
         pass
