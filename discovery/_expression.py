@@ -182,13 +182,24 @@ def _expand(e):
     return e if _is_expanded_polynomial(e) else sympy.expand(e)
 
 
+def _evaluated(expr):
+    """``sympy.N(expr)``; p/q of expanded polynomials whose numbers are all 53-bit Floats (or the
+    -1 of a negated monomial, which N keeps) is returned as it is (N would rebuild it unchanged)."""
+    parts = _expanded_fraction(expr)
+    if parts is not None and all(a.is_Float and a._prec == 53 or a is sympy.S.NegativeOne and term.is_Mul
+                                 for part in parts for term in sympy.Add.make_args(part)
+                                 for a in sympy.Mul.make_args(term) if a.is_Number):
+        return expr
+    return sympy.N(expr)
+
+
 def tidy(expr, variables):
     """Canonical form: rational functions as one cancelled fraction p/q, others as found.
 
     Collapses redundant constants (``-172.8*x + 173.4*x`` -> ``0.57*x``) so that constant
     refits are well posed and sizes compare across engines. Floats stay Floats.
     """
-    expr = sympy.N(expr)
+    expr = _evaluated(expr)
     try:
         if expr.is_rational_function(*variables):
             num, den = sympy.fraction(cancel_together(expr))
@@ -315,9 +326,8 @@ def _least_squares(fn, c0, X, y, max_nfev):
     cols = [X[:, j] for j in range(X.shape[1])]
     p = c0.size
 
-    def evaluate(*c):
-        with np.errstate(all="ignore"):
-            r = np.asarray(fn(*c, *cols), dtype=float) - y
+    def evaluate(*c):  # under the errstate below
+        r = np.asarray(fn(*c, *cols), dtype=float) - y
         return np.where(np.isfinite(r), r, 1e6)
 
     def residual(c):
@@ -330,7 +340,7 @@ def _least_squares(fn, c0, X, y, max_nfev):
         f = np.broadcast_to(evaluate(*steps.T[:, :, None]), (p + 1, y.size))
         return ((f[1:] - f[0]) / ((c + h) - c)[:, None]).T
 
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")
         return least_squares(residual, c0, jac=jacobian, method="lm", max_nfev=max_nfev * (p + 1))
 
