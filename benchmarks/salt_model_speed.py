@@ -12,11 +12,13 @@ import circuit_models as cm  # noqa: E402
 import circuits, jaxpnp  # noqa: E402
 ap = argparse.ArgumentParser()
 ap.add_argument("--runs", default="_runs")
+ap.add_argument("--machine", default="2-core CPU shared with other jobs (contended): wall times as measured")
 args = ap.parse_args()
 runs = Path(args.runs)
 runs.mkdir(parents=True, exist_ok=True)
 eq = cm.equilibria(runs, 6, "", (1.0,))[0][0]
-out = dict(machine="2-core CPU, quiet (no other job)", grid_nm=0.25)
+out = dict(machine=f"{args.machine}, {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}", grid_nm=0.25,
+           salt_ladder_steps=circuits._salt_ladder.SALT_LADDER_STEPS)
 for v in (1.0, 0.2):
     cv = cm.protocol(v, 1000)
     walls = []
