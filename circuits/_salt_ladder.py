@@ -38,7 +38,11 @@ With ``salt="frozen"`` the concentrations stay at ``c0`` and the model is the NC
 (``gamma_open = 0``; exactly, tested). State: the NCM's link charges scaled by the
 charge of the whole swing, then the separator nodes' salt (``SaltLadder.state_parts``). Integration: ROS2 (the NCM's
 Rosenbrock scheme) on the graded grid of ``circuits.step_grid(method="fast")`` with a
-dense Jacobian (``n + 1 + m`` unknowns, LU): one compiled ``lax.scan``, differentiable.
+dense Jacobian (LU): one compiled ``lax.scan``, differentiable. The Jacobian (``jax.jacfwd``, with
+``f`` and ``df/dv`` in the same pass) is formed every ``jacobian_every`` steps (default 3) and kept in
+between: ROS2 is a W-method, second order with any matrix, and the Jacobian is ~85% of a step of the
+co-ion + charged-line model (28 unknowns; measured, see benchmarks/salt_model_speed.py). 4 is too many:
+the 1 V rate/20 run then steps a slit's co-ions past zero (NaN).
 """
 
 from __future__ import annotations
