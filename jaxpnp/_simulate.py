@@ -252,7 +252,8 @@ def simulate(electrolyte: Electrolyte, electrode: Electrode, protocol: AbstractP
                                    segments_per_sweep, preconditioner_reuse, step_to_outputs)
         first, elapsed, resumed_from = 0, 0.0, 0.0
         if resume and checkpoint_path is not None:
-            state = _read_state(checkpoint_path, fingerprint)
+            observed = sorted(jax.eval_shape(model.observables, jnp.asarray(0.0), y, jnp.asarray(0.0)))
+            state = _read_state(checkpoint_path, fingerprint, observed)
             if state is not None:
                 first, elapsed = state["segments_done"], state["elapsed_s"]
                 y, dt0 = jnp.asarray(state["y"]), jnp.asarray(state["dt0"])
@@ -369,8 +370,9 @@ def _write_state(checkpoint_path, fingerprint, segments_done, y, dt0, collected,
     os.replace(tmp, _state_path(checkpoint_path))
 
 
-def _read_state(checkpoint_path, fingerprint):
-    """The saved state of this configuration, or None (none saved, unreadable, or another run's)."""
+def _read_state(checkpoint_path, fingerprint, observed):
+    """The saved state of this configuration, or None (none saved, unreadable, another run's,
+    or written by a version whose observables (``observed``: sorted names) differ)."""
     path = _state_path(checkpoint_path)
     if not os.path.exists(path):
         return None
@@ -384,6 +386,12 @@ def _read_state(checkpoint_path, fingerprint):
         warnings.warn(f"ignoring solver state {path}: it belongs to another configuration")
         return None
     obs = {k[4:]: np.array(v) for k, v in saved.items() if k.startswith("obs_")}
+    if sorted(obs) != list(observed):
+        # its records could not be joined to this version's; the run starts over instead
+        warnings.warn(f"ignoring solver state {path}: written by a jaxpnp version with other observables "
+                      f"(missing {sorted(set(observed) - set(obs))}, extra {sorted(set(obs) - set(observed))}); "
+                      "starting the run from the beginning")
+        return None
     return dict(segments_done=int(saved["segments_done"]), y=saved["y"], dt0=saved["dt0"],
                 elapsed_s=float(saved["elapsed_s"]), accepted=int(saved["accepted"]),
                 rejected=int(saved["rejected"]),
