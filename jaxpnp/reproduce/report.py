@@ -339,7 +339,8 @@ def _regime_section(name, S, config, w):
         rel_R_c, d_gamma = _fit_differences(f)
         opt = f.get("optimizer") or {}
         w(f"- fitted (`circuits.fit`, {opt.get('adam_steps', 0)} Adam + at most {opt.get('lm_steps', '?')} "
-          f"Levenberg-Marquardt steps through the NCM, of "
+          f"Levenberg-Marquardt steps{', restarted ' + str(opt['restarts']) + 'x' if opt.get('restarts') else ''} "
+          f"through the NCM, of "
           f"one R_c factor and one gamma factor on the discovered per-link laws, `circuits.scaled_laws`, to "
           f"{_fit_data(f)}; start R_c = {_num(f['start']['R_c'])} (measured U/I), "
           f"gamma = 0): factors {_num(f.get('scale'), '.3f')}, {_num(f.get('gamma_scale'), '.3f')} (discovery: 1, 1), "
