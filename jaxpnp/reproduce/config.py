@@ -119,7 +119,10 @@ def tiny_config(**overrides) -> ReproduceConfig:
         regimes=(dataclasses.replace(CROWDED_REGIME, impedance=True),), impedance_points=6,
         engine="sparse", discovery_options={}, fit_steps=0, fit_polish_steps=10, tlm_layers=6,
         ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
-        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11)
+        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11,
+        # 2 links: "inner" would scale link 1 alone, whose law this CV barely sees; LM then stalls
+        # short of the discovered point (measured: factor 0.79-0.82 in two of three identical runs)
+        fit_links="all")
     return dataclasses.replace(base, **overrides)
 
 
