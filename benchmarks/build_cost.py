@@ -18,6 +18,13 @@ Each entry has wall and process CPU seconds and the load average around it (the 
 shared: wall times are contended). Each NCM's NRMSE against the run it was built from is recorded
 to show the build did not change the model.
 
+Each NCM build also has a ``stages`` breakdown (wall and CPU s; the first build of a regime pays the
+compiles): ``equilibrium_newton`` (the sparse Newton continuation, SciPy), ``equilibrium_observables``
+(the jitted Poisson solve and region sums of all potentials; its first call compiles),
+``operon_search`` (the one pooled Operon search), ``polish`` (sympy tidy, constant refits and pruning
+of the search's Pareto front), ``per_link_refit`` (each link's refit of those forms and its choice),
+and ``other`` (the rest of from_mpnp: node potentials, prepare, selection, open-space law, the NCM).
+
     python benchmarks/build_cost.py [--regimes 0.2 1.0] [--reps 3] [--before-reps 1]
 
 Writes benchmarks/results/build_cost.json.
@@ -26,6 +33,8 @@ Writes benchmarks/results/build_cost.json.
 from __future__ import annotations
 
 import argparse
+import collections
+import contextlib
 import json
 import os
 import statistics
@@ -40,6 +49,8 @@ import numpy as np  # noqa: E402
 import circuit_models  # noqa: E402  (benchmarks/ is on sys.path: this script's folder)
 import circuits  # noqa: E402
 import jaxpnp  # noqa: E402
+import jaxpnp._equilibrium as _equilibrium  # noqa: E402  (stage timers only)
+from discovery.engines import AbstractEngine, OperonEngine  # noqa: E402
 import ncm_paper_regime  # noqa: E402
 from _common import RESULTS  # noqa: E402
 
@@ -55,6 +66,41 @@ def timed(fn):
     out = fn()
     return out, dict(wall_s=time.perf_counter() - w0, cpu_s=time.process_time() - c0, load_before=load0,
                      load_after=os.getloadavg()[0])
+
+
+# (owner, attribute, stage): the functions whose time each stage of a build is
+STAGES = ((_equilibrium.EquilibriumSolver, "_continue", "equilibrium_newton"),
+          (_equilibrium, "_observables", "equilibrium_observables"),
+          (OperonEngine, "_search", "operon_search"),
+          (AbstractEngine, "_polish", "polish"),
+          (AbstractEngine, "refit_forms", "per_link_refit"))
+
+
+@contextlib.contextmanager
+def stage_timers():
+    """Wrap the STAGES functions with wall/CPU timers for the duration; yields {stage: {wall_s, cpu_s}}."""
+    acc = collections.defaultdict(lambda: dict(wall_s=0.0, cpu_s=0.0, calls=0))
+    saved = [(owner, name, getattr(owner, name)) for owner, name, _ in STAGES]
+
+    def timer(fn, stage):
+        def wrapped(*args, **kwargs):
+            w0, c0 = time.perf_counter(), time.process_time()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                a = acc[stage]
+                a["wall_s"] += time.perf_counter() - w0
+                a["cpu_s"] += time.process_time() - c0
+                a["calls"] += 1
+        return wrapped
+
+    for (owner, name, fn), (_, _, stage) in zip(saved, STAGES):
+        setattr(owner, name, timer(fn, stage))
+    try:
+        yield acc
+    finally:
+        for owner, name, fn in saved:
+            setattr(owner, name, fn)
 
 
 def summary(samples):
@@ -76,15 +122,19 @@ def potentials(v_max):
 
 def ncm_build(ds, v_max, search, options):
     """Equilibrium + from_mpnp + first simulate, each timed; the model's NRMSE against ``ds``."""
-    eq, t_eq = timed(lambda: jaxpnp.equilibrium(jaxpnp.Electrolyte(), circuit_models.electrode(N_SHEETS),
-                                                potentials(v_max), grid_nm=circuit_models.GRID_NM,
-                                                boundary="reservoir"))
-    model, t_ex = timed(lambda: circuits.from_mpnp(ds, kind="ncm", equilibrium=eq, search=search,
-                                                   discovery_options=options))
+    with stage_timers() as stages:
+        eq, t_eq = timed(lambda: jaxpnp.equilibrium(jaxpnp.Electrolyte(), circuit_models.electrode(N_SHEETS),
+                                                    potentials(v_max), grid_nm=circuit_models.GRID_NM,
+                                                    boundary="reservoir"))
+        model, t_ex = timed(lambda: circuits.from_mpnp(ds, kind="ncm", equilibrium=eq, search=search,
+                                                       discovery_options=options))
+    stages = {k: dict(v) for k, v in stages.items()}
+    known = [v for k, v in stages.items() if not k.startswith("equilibrium")]
+    stages["other"] = {k: t_ex[k] - sum(v[k] for v in known) for k in ("wall_s", "cpu_s")}
     cv, times = jaxpnp.protocol_from_attrs(ds.attrs), np.asarray(ds["time"])
     sim, t_sim = timed(lambda: circuits.simulate(model, cv, times=times))
     _, t_warm = timed(lambda: np.asarray(circuits.simulate(model, cv, times=times)["current_density"]))
-    return eq, dict(equilibrium=t_eq, from_mpnp=t_ex, first_simulate=t_sim, warm_simulate=t_warm,
+    return eq, dict(equilibrium=t_eq, from_mpnp=t_ex, stages=stages, first_simulate=t_sim, warm_simulate=t_warm,
                     build_wall_s=t_eq["wall_s"] + t_ex["wall_s"], build_cpu_s=t_eq["cpu_s"] + t_ex["cpu_s"],
                     build_with_first_call_wall_s=t_eq["wall_s"] + t_ex["wall_s"] + t_sim["wall_s"],
                     nrmse=jaxpnp.nrmse(sim["current_density"], ds["current_density"]),
@@ -97,7 +147,15 @@ def builds(ds, v_max, search, options, reps):
                 median_build_wall_s=statistics.median(o["build_wall_s"] for o in out),
                 median_build_cpu_s=statistics.median(o["build_cpu_s"] for o in out),
                 median_build_with_first_call_wall_s=statistics.median(o["build_with_first_call_wall_s"] for o in out),
-                first_build_wall_s=out[0]["build_wall_s"], nrmse=out[0]["nrmse"], samples=out)
+                first_build_wall_s=out[0]["build_wall_s"], nrmse=out[0]["nrmse"],
+                median_stages={k: {m: statistics.median(o["stages"][k][m] for o in out) for m in ("wall_s", "cpu_s")}
+                               for k in out[0]["stages"]},
+                first_stages=out[0]["stages"], samples=out)
+
+
+def print_stages(label, stages):
+    print(f"   {label}: " + ", ".join(f"{k} {v['wall_s']:.2f} s ({v['cpu_s']:.2f} CPU)" for k, v in stages.items()),
+          flush=True)
 
 
 def main():
@@ -126,6 +184,8 @@ def main():
             R["ncm"] = builds(ds, v_max, "once", None, args.reps)  # from_mpnp's defaults
             print(f"   NCM build (search='once'): median {R['ncm']['median_build_wall_s']:.1f} s wall "
                   f"({R['ncm']['median_build_cpu_s']:.1f} s CPU), NRMSE {R['ncm']['nrmse']:.4f}", flush=True)
+            print_stages("first build's stages", R["ncm"]["first_stages"])
+            print_stages("median stages", R["ncm"]["median_stages"])
             if args.before_reps:
                 R["ncm_per_link_search"] = builds(ds, v_max, "per_link", BEFORE_OPTIONS, args.before_reps)
                 print(f"   NCM build (search='per_link', before): median "

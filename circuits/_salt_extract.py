@@ -16,6 +16,7 @@
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from collections.abc import Sequence
 
 import equinox as eqx
@@ -34,6 +35,8 @@ from ._salt_ladder import FARADAY, SaltLadder
 from ._salt import (DonnanStorage, Env, IonContentLinks, PlanarStorage, SaltNCM, SplitStorage,
                     separator_volume_in_line)
 
+# the run variables links_from="species" reads (jaxpnp.simulate writes them): each region's ion contents
+ION_CONTENTS = ("slit_cation_content", "slit_anion_content")
 _P_GRID = np.concatenate([np.linspace(0.0, 2.0, 81)[:-1], np.linspace(2.0, 45.0, 400)])
 
 
@@ -384,7 +387,7 @@ def species_potential_links(model: SaltLadder, time, node_charge, cations, link_
 
 def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary=None, open_law="end",
                           saturate: bool = True, salt_release="none", coions=None, link_law="paper",
-                          separator=None, links=None, links_from="nodes", laws=None, engine=None, seed=None,
+                          separator=None, links=None, links_from=None, laws=None, engine=None, seed=None,
                           discovery_options=None):
     """A :class:`SaltLadder` of the mPNP run ``ds``: nothing fitted to its CV. Returns ``(model, info)``.
 
@@ -404,18 +407,31 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
     ``benchmarks/charged_separator.py``); the charged line needs the reservoir, so a closed cell
     gets ``"equilibrium"`` and ``"neutral"``.
     ``links_from="species"`` (needs ``coions="dynamic"`` and ``ds`` variables ``slit_cation_content`` and
-    ``slit_anion_content``, mol/m^2 on (time, slit): each region's ion contents, e.g. summed from field
-    snapshots): the inner links 1..n-1 by :func:`species_potential_links` on the model's own co-ion-aware
+    ``slit_anion_content``, mol/m^2 on (time, slit): each region's ion contents, as ``jaxpnp.simulate``
+    writes them): the inner links 1..n-1 by :func:`species_potential_links` on the model's own co-ion-aware
     node potentials (link 0 as from the node potentials: node 0 holds equilibrium co-ions).
+    ``links_from=None`` (default): ``"species"`` where it applies (``coions="dynamic"``, no ``links=``, the run
+    carries the contents), else ``"nodes"``; a co-ion model on a run without the contents (a file written
+    before ``simulate`` had them) gets ``"nodes"`` with a warning (measured, issue 10, 1 V: NRMSE 0.048
+    against 0.075 at hp1000; ``benchmarks/species_links.py``). ``"nodes"`` or ``"species"`` passed
+    explicitly is used as given (``"species"`` without the contents is an error).
     """
     boundary = str(ds.attrs.get("boundary", "reservoir")) if boundary is None else boundary
     reservoir = boundary == "reservoir"
     coions = ("dynamic" if reservoir else "equilibrium") if coions is None else coions
     separator = ("charged" if reservoir else "neutral") if separator is None else separator
-    if links_from not in ("nodes", "species"):
-        raise ValueError(f"links_from must be 'nodes' or 'species', got {links_from!r}")
+    if links_from not in (None, "nodes", "species"):
+        raise ValueError(f"links_from must be None, 'nodes' or 'species', got {links_from!r}")
+    if links_from is None:
+        missing = [v for v in ION_CONTENTS if v not in ds.variables]
+        links_from = "species" if coions == "dynamic" and links is None and not missing else "nodes"
+        if coions == "dynamic" and links is None and missing:
+            warnings.warn(f"from_mpnp(kind='salt'): the run lacks {missing} (written before jaxpnp.simulate had them), "
+                          "so the inner links are read on the equilibrium node potentials (links_from='nodes'), "
+                          "not the co-ion-aware ones; re-run the mPNP for links_from='species' (issue 10 at 1 V: "
+                          "NRMSE 0.075 against 0.048)", UserWarning, stacklevel=3)
     if links_from == "species":
-        missing = [v for v in ("slit_cation_content", "slit_anion_content") if v not in ds.variables]
+        missing = [v for v in ION_CONTENTS if v not in ds.variables]
         if coions != "dynamic" or missing or links is not None:
             raise ValueError("links_from='species' needs coions='dynamic', no links=, and the run's per-region ion "
                              f"contents (missing: {missing})")
@@ -448,4 +464,4 @@ def salt_ladder_from_mpnp(ds, *, equilibrium, separator_nodes: int = 8, boundary
         gamma = np.minimum(gamma, 0.999)
         model = dataclasses.replace(model, R_c=R_c, gamma=gamma, q_max=q_max)
     return model, dict(R_c=np.asarray(R_c).tolist(), gamma=gamma.tolist(), q_max=np.asarray(q_max).tolist(),
-                       R_open=float(model.R_open), capacitance=np.asarray(C).tolist())
+                       R_open=float(model.R_open), capacitance=np.asarray(C).tolist(), links_from=links_from)

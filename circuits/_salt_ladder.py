@@ -68,6 +68,17 @@ FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
 SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
 
 
+# where the co-ion model's logarithms turn into their tangents (SaltLadder.ion_potentials): a content below
+# CONTENT_FLOOR of the node's uncharged ions 2 c0 V, a vacancy fraction 1 - f below VACANCY_FLOOR
+CONTENT_FLOOR = 1e-6
+VACANCY_FLOOR = 1e-6
+
+
+def log_continued(x, x_min):
+    """``ln x`` for ``x >= x_min``, its tangent at ``x_min`` below (C1, increasing, finite for every ``x``)."""
+    return jnp.where(x >= x_min, jnp.log(jnp.maximum(x, x_min)), jnp.log(x_min) + (x - x_min) / x_min)
+
+
 def _table(a, xp, fp):
     """Row-wise piecewise-linear ``f(a)`` through ``(xp, fp)`` (rows: nodes), extended with the end
     segments' slopes; returns ``(value, slope)``. The segment index counts the inner knots at or
@@ -347,20 +358,31 @@ class SaltLadder(eqx.Module):
         capacitor plus the uniform-slit Bikerman excess of the node's ion contents over the equilibrium ones
         at the same charge (``p_eq(q) = (N_eq(q) - q/F) / 2``, ``N_eq = 2 c0 V + w(q)``):
         ``u_- = U + (kT/e) [ln(n/n_eq) - ln((1-f)/(1-f_eq))]``, ``u_+ = U - (kT/e) [ln(p/p_eq) - ln((1-f)/(1-f_eq))]``,
-        ``f = a^3 N_A (p + n) / V`` (the packing: it diverges as the co-ions and counter-ions fill the slit)."""
+        ``f = a^3 N_A (p + n) / V`` (the packing: it diverges as the co-ions and counter-ions fill the slit).
+
+        Each logarithm is continued below a small argument by its tangent (``log_continued``: contents below
+        ``CONTENT_FLOOR`` of ``2 c0 V``, vacancies below ``VACANCY_FLOOR``), the state and its equilibrium
+        reference alike: a long implicit step that overshoots a barrier (co-ions of a packed slit at a slow
+        scan: equilibrium ``p/2c0V ~ 2e-9``, vacancy ``5e-5`` at 0.5 V) keeps a restoring force (a Fickian
+        co-ion flux, a linear steric push) instead of the zero slope of a clamp, which let the state leave
+        the physical domain and the separator's Bikerman log turn NaN. The returned contents (the links'
+        conductance weights) are the contents floored there, never negative."""
         V = jnp.asarray(self.region_volume_m)
         N0 = 2.0 * self._c0() * V
-        floor = 1e-9 * N0
+        lo = CONTENT_FLOOR * N0
         w = self.uptake(q)
-        p_eq = jnp.maximum(0.5 * (w + N0 - q / FARADAY), floor)
-        n_eq = jnp.maximum(p_eq + q / FARADAY, floor)
-        cat = jnp.concatenate([p_eq[:1], jnp.maximum(p, floor[1:])])
-        an = jnp.maximum(cat + q / FARADAY, floor)
+        p_eq = 0.5 * (w + N0 - q / FARADAY)
+        n_eq = p_eq + q / FARADAY
+        cat = jnp.concatenate([p_eq[:1], p])
+        an = cat + q / FARADAY
         cap = V / ((jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO)  # close packing, mol/m^2
-        dvac = jnp.log(jnp.maximum(1.0 - (cat + an) / cap, 1e-12)) - jnp.log(jnp.maximum(1.0 - (p_eq + n_eq) / cap, 1e-12))
+        dvac = (log_continued(1.0 - (cat + an) / cap, VACANCY_FLOOR)
+                - log_continued(1.0 - (p_eq + n_eq) / cap, VACANCY_FLOOR))
         vt = BOLTZMANN * jnp.asarray(self.temperature_K) / ELEMENTARY_CHARGE
         u = self.node_voltage(q)
-        return (u + vt * (jnp.log(an / n_eq) - dvac), u - vt * (jnp.log(cat / p_eq) - dvac), cat, an)
+        return (u + vt * (log_continued(an, lo) - log_continued(n_eq, lo) - dvac),
+                u - vt * (log_continued(cat, lo) - log_continued(p_eq, lo) - dvac),
+                jnp.maximum(cat, lo), jnp.maximum(an, lo))
 
     def fluxes(self, y, phi, scale):
         """dict: ``current`` (A/m^2), ``link_current`` (n,), ``node_charge``, ``node_voltage`` (n+1,) (V, the
@@ -390,7 +412,7 @@ class SaltLadder(eqx.Module):
                 gp, gn = t / R, (1.0 - t) / R
             Ip = gp * (up[:-1] - up[1:])
             J = gn * (um[:-1] - um[1:]) + Ip
-            extra = dict(cation_current=Ip, cations=cat)
+            extra = dict(cation_current=Ip, cations=jnp.concatenate([cat[:1], self.cations(y)]))
         else:
             J = (u[:-1] - u[1:]) / R
         R0 = jnp.asarray(self.R_open) * (1.0 if self.salt == "frozen" else self.open_factor(c))

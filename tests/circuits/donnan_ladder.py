@@ -26,13 +26,14 @@ def donnan(phi_d, k):
         VOLUME[k] * C0 * np.exp(phi_d) / d
 
 
-def equilibrium():
-    """The nodes' equilibrium (the jaxpnp.equilibrium layout) on one electrode-potential grid."""
+def equilibrium(stern=STERN):
+    """The nodes' equilibrium (the jaxpnp.equilibrium layout) on one electrode-potential grid; ``stern``
+    (F/m^2, per node): the Stern capacitances (large: the slits pack at the grid's top potentials)."""
     phi_d = np.linspace(0.0, 30.0, 20001)
     q, N = [], []
     for k in range(N_SLITS + 1):
         qk, p, n = donnan(phi_d, k)
-        phi_m = VT * phi_d + qk / STERN[k]
+        phi_m = VT * phi_d + qk / np.broadcast_to(stern, (N_SLITS + 1,))[k]
         q.append(np.interp(POTENTIALS, phi_m, qk))
         N.append(np.interp(POTENTIALS, phi_m, p + n))
     attrs = dict(concentration_M=1.0)
@@ -41,8 +42,8 @@ def equilibrium():
                       coords={"potential": POTENTIALS, "slit": np.arange(N_SLITS + 1)}, attrs=attrs)
 
 
-def ladder(**kw):
-    eq = equilibrium()
+def ladder(stern=STERN, **kw):
+    eq = equilibrium(stern)
     cap, C = circuits.equilibrium_capacitor(eq, n_table=400)
     qc, ws = circuits.uptake_tables(eq)
     with jaxpnp.float64():
