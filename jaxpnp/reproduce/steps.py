@@ -469,8 +469,8 @@ def fit_route(config: ReproduceConfig, regime: Regime, paper: xr.Dataset, built:
     if slower is not None:
         runs.update(slower.runs)
         prots.update(slower.protocols)
-    # Levenberg-Marquardt alone: from the neutral start it lands where 80 Adam steps + LM do, to
-    # 4 digits, in <= 10 steps (the 0.2 V joint fit, benchmarks/ncm_fit.py), at a fraction of the cost
+    # Levenberg-Marquardt alone: on the 0.2 V joint fit (ncm_fit.py's model, start (2, 0)) 10 LM steps
+    # land where 80 Adam + 20 LM do, to 3 digits (1.0345, 1.056), in 197 s against 332 s (contended)
     fit = fit_laws(built.headline_model, runs, prots, _fit_start(disc), links=config.fit_links,
                    steps=0, polish_steps=config.fit_polish_steps, progress=progress)
     fit.mid_slit_discovered_R_c, fit.mid_slit_discovered_gamma = disc.R_c, disc.gamma
