@@ -14,7 +14,9 @@ class Regime:
     ``slits_nm``: the slit sizes of its mPNP runs (None: the config's); the first is the
     paper case, the one the circuits are built from. ``figures``: also the NCM-vs-TLM and
     peak-map steps (Figures 3d-g). ``impedance``: also the small-signal impedance step (the
-    mPNP beside the extracted NCM and its TLM at 0 V).
+    mPNP beside the extracted NCM and its TLM at 0 V). ``slower_scans``: slow-down factors k
+    of extra paper-case runs at 1/k the scan rate (5.0: a 5x slower CV); the NCM extracted
+    from the reproduce-rate run predicts each, and the fit fits them jointly with it.
     """
 
     name: str
@@ -22,11 +24,20 @@ class Regime:
     slits_nm: tuple | None = None
     figures: bool = True
     impedance: bool = False
+    slower_scans: tuple = ()
+
+    def __post_init__(self):
+        if any(not (float(k) > 1.0) for k in self.slower_scans):
+            raise ValueError(f"slower_scans must be slow-down factors > 1, got {self.slower_scans!r}")
 
 
-PAPER_REGIME = Regime("paper_0.2V", 0.2, slits_nm=(1.5,), figures=False,  # weakly crowded: C_slit ~ constant
-                      impedance=True)
+# weakly crowded: C_slit ~ constant. The 5x slower run: issue 10's targets are stated at the
+# reproduce rate and a 5x slower one, and only the two together pin gamma (benchmarks/ncm_fit.py)
+PAPER_REGIME = Regime("paper_0.2V", 0.2, slits_nm=(1.5,), figures=False, impedance=True, slower_scans=(5.0,))
 CROWDED_REGIME = Regime("crowded_1V", 1.0)  # the paper's 1 V case
+
+
+FIT_LINKS = ("inner", "all")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -52,8 +63,12 @@ class ReproduceConfig:
     engine: str = "operon"
     discovery_options: dict = dataclasses.field(
         default_factory=lambda: dict(population_size=500, generations=100))
-    fit_steps: int = 150
-    fit_polish_steps: int = 50
+    fit_steps: int = 150  # Adam steps of the calibration fit (the fit route is Levenberg-Marquardt only)
+    fit_polish_steps: int = 50  # Levenberg-Marquardt steps of both
+    # the fit route's links: "inner" scales the inner links' laws and holds link 0 (open space ->
+    # slit 1, beside the separately extracted open-space branch) as extracted, so the fitted
+    # factors are those of the inner-link means they are compared with; "all" scales every link
+    fit_links: str = "inner"
     tlm_layers: int = 20
     ncm_points_per_cycle: int = 400
     peak_grid: int = 11
@@ -76,6 +91,10 @@ class ReproduceConfig:
 
     def slits_for(self, regime: Regime) -> tuple:
         return tuple(regime.slits_nm) if regime.slits_nm is not None else tuple(self.slits_nm)
+
+    def __post_init__(self):
+        if self.fit_links not in FIT_LINKS:
+            raise ValueError(f"fit_links must be one of {FIT_LINKS}, got {self.fit_links!r}")
 
     def to_dict(self):
         return dataclasses.asdict(self)
@@ -100,7 +119,10 @@ def tiny_config(**overrides) -> ReproduceConfig:
         regimes=(dataclasses.replace(CROWDED_REGIME, impedance=True),), impedance_points=6,
         engine="sparse", discovery_options={}, fit_steps=0, fit_polish_steps=10, tlm_layers=6,
         ncm_points_per_cycle=100, peak_grid=3, asymmetry_layers=(3,), asymmetry_rate_factors=(1.0,),
-        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11)
+        asymmetry_cycles=3, calibrate=False, snapshot_fractions=(0.25, 0.5), equilibrium_points=11,
+        # 2 links: "inner" would scale link 1 alone, whose law this CV barely sees; LM then stalls
+        # short of the discovered point (measured: factor 0.79-0.82 in two of three identical runs)
+        fit_links="all")
     return dataclasses.replace(base, **overrides)
 
 

@@ -179,6 +179,7 @@ def ncm_vs_mpnp(mpnp, sims, path):
 
 
 def fit_figure(mpnp, sim, res, path):
+    """The fitted NCM's CV beside the mPNP's, and the fit's loss history (``res.loss_history``)."""
     fig, axes = plt.subplots(1, 2, figsize=(9, 3.6), constrained_layout=True)
     axes[0].plot(np.asarray(mpnp["cell_voltage"]), np.asarray(mpnp["current_density"]), "k-", lw=2, label="mPNP")
     axes[0].plot(np.asarray(sim["cell_voltage"]), np.asarray(sim["current_density"]), "--", label="NCM fitted")
@@ -186,7 +187,7 @@ def fit_figure(mpnp, sim, res, path):
     axes[0].set_ylabel("current density (A m$^{-2}$)")
     axes[0].legend(frameon=False, fontsize=8)
     axes[1].semilogy(np.asarray(res.loss_history))
-    axes[1].set_xlabel("iteration (Adam, then polish)")
+    axes[1].set_xlabel("iteration (Adam, then the last: Levenberg-Marquardt)")
     axes[1].set_ylabel("normalised MSE")
     _save(fig, path)
 

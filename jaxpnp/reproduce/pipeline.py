@@ -5,12 +5,16 @@ the crowded 1 V case), in ``outdir/{regime}/``:
 
 ``mpnp``         mPNP CV runs per slit size (the paper case first), ``data/mpnp_d{d}nm.nc``;
                  a complete file is reused.
+``mpnp_slower``  (regimes with ``slower_scans``) the paper case at 1/k the scan rate,
+                 ``data/mpnp_d{d}nm_slower{k}.nc``, reused likewise.
 ``equilibrium``  ``jaxpnp.equilibrium`` of the paper case 0 .. v_max/2: the nodes' capacitors.
 ``fluxes``       Figure 1: sign relations of the flux parts (``jaxpnp.flux_relations``).
 ``discovery``    Figure 2: ``discovery.trans_slit_law`` on every run, all links.
 ``ncm``          Figure 3c: the NCMs ``circuits.extract`` builds from the paper-case run, against its CV.
+``rates``        (with slower runs) that NCM, not refitted, against each slower run.
 ``salt``         the salt-aware model ``circuits.from_mpnp(kind="salt")`` (``config.salt``).
-``fit``          ``circuits.fit`` of R_c and gamma to the paper-case CV.
+``fit``          ``circuits.fit`` of one R_c and one gamma factor on the NCM's discovered laws to
+                 the paper-case CV, jointly with the slower runs where the regime has them.
 ``tlm``          Figures 3d-f: the paper's NCM against the TLM (CV asymmetry, charge per slit).
 ``peak_map``     Figure 3g.
 ``speed``        NCM against mPNP wall time on the same CV.
@@ -75,6 +79,9 @@ def run_regime(config: ReproduceConfig, regime: Regime, outdir: Path, progress: 
     if runs is not None and runs.failed:
         s.errors["mpnp"] = "; ".join(f"d={k} nm: {v}" for k, v in runs.failed.items())
     paper = runs.paper if runs is not None else None
+    slower = None
+    if regime.slower_scans:
+        slower = s.run("mpnp_slower", steps.slower_runs, config, regime, datadir, progress)
     eq = None
     if config.equilibrium_points:
         eq = s.run("equilibrium", steps.equilibrium_states, config, regime, datadir, progress,
@@ -84,10 +91,15 @@ def run_regime(config: ReproduceConfig, regime: Regime, outdir: Path, progress: 
     disc0 = disc.get(config.paper_slit_nm) if disc else None
     built = s.run("ncm", steps.build_circuits, config, regime, paper, eq, disc0, datadir, figdir, progress,
                   needs=[("mpnp", paper), ("discovery", disc0)])
+    rates = None
+    if regime.slower_scans:
+        rates = s.run("rates", steps.rate_predictions, config, regime, built, slower, datadir,
+                      needs=[("ncm", built), ("mpnp_slower", slower)])
     salt = None
     if config.salt:
         salt = s.run("salt", steps.salt_model, config, regime, paper, eq, disc0, needs=[("ncm", built)])
-    fit = s.run("fit", steps.fit_route, config, regime, paper, built, disc0, figdir, progress,
+    # a failed slower run leaves the fit to the reproduce-rate run alone (the summary says which data)
+    fit = s.run("fit", steps.fit_route, config, regime, paper, built, disc0, slower, figdir, progress,
                 needs=[("ncm", built)])
     tlm = pm = None
     if regime.figures:
@@ -100,7 +112,7 @@ def run_regime(config: ReproduceConfig, regime: Regime, outdir: Path, progress: 
         headline_model = built.headline_model if built is not None else None
         imp = s.run("impedance", steps.impedance_spectra, config, regime, headline_model, datadir, figdir, progress,
                     needs=[("ncm", built)])
-    results = dict(mpnp=runs, fluxes=flux, discovery=disc, ncm=built, salt=salt, fit=fit, tlm=tlm, peak_map=pm,
+    results = dict(mpnp=runs, mpnp_slower=slower, rates=rates, fluxes=flux, discovery=disc, ncm=built, salt=salt, fit=fit, tlm=tlm, peak_map=pm,
                    speed=sp, impedance=imp)
     out = dict(regime=dataclasses.asdict(regime), results=steps.summary(results), timings_s=s.timings,
                errors=s.errors)

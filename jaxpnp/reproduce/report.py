@@ -46,11 +46,32 @@ def headline(S, config) -> dict:
             out["discovered_node_potential"] = dict(R_c=float(np.mean([v["R_c"] for v in node.values()])),
                                                     gamma=float(np.mean([v["gamma"] for v in node.values()])),
                                                     units={"R_c": "ohm m^2"})
+    if R.get("rates"):  # the same NCM, not refitted, on the slower runs: {slow-down k: NRMSE}
+        out["ncm_vs_mpnp_nrmse_slower"] = {k: v["nrmse"] for k, v in R["rates"].items()}
     if R.get("salt") and R["salt"]["available"]:
         out["salt_ncm_vs_mpnp_nrmse"] = R["salt"]["nrmse"]
     if R.get("fit"):
-        out["fitted"] = dict(R_c=R["fit"]["R_c"], gamma=R["fit"]["gamma"], units={"R_c": "ohm m^2"})
+        out["fitted"] = dict(R_c=R["fit"]["R_c"], gamma=R["fit"]["gamma"], units={"R_c": "ohm m^2"},
+                             data=R["fit"].get("data"), links=R["fit"].get("links"))
     return out
+
+
+def _resolution(idf) -> list:
+    """[R_c factor, gamma factor] resolutions of an identifiability summary."""
+    return [v["resolution"] for v in idf["parameters"].values()][:2]
+
+
+def _run_name(k) -> str:
+    return "reproduce-rate" if float(k) == 1.0 else f"{float(k):g}x slower"
+
+
+def _fit_data(fit) -> str:
+    """Which runs and links the fit used, in words."""
+    ks = fit.get("data") or [1.0]
+    runs = "the reproduce-rate CV" if len(ks) == 1 else "the reproduce-rate CV jointly with the " + ", ".join(
+        f"{k:g}x slower" for k in ks[1:]) + " one"
+    held = "inner links scaled, link 0 held as extracted" if fit.get("links") == "inner" else "every link scaled"
+    return f"{runs}; {held}"
 
 
 def _fit_differences(fit) -> tuple:
@@ -145,6 +166,13 @@ def findings(S, config) -> dict:
             dict(nrmse=ncm["nrmse"], nrmse_of_peak=ncm["nrmse_of_peak"], nrmse_calibrated=ncm["nrmse_calibrated"],
                  nrmse_midslit_laws=ncm.get("nrmse_midslit_laws"), nrmse_linear=ncm.get("nrmse_linear")),
             f"target <= {100 * NCM_TARGET:.0f}%")
+    rates = R.get("rates")
+    if rates:
+        F["ncm_predicts_slower_rates"] = _finding(
+            "(project target) the NCM extracted at the reproduce rate predicts the mPNP CV at slower rates, "
+            "not refitted",
+            "NRMSE " + ", ".join(f"{100 * v['nrmse']:.1f}% at {k}x slower" for k, v in rates.items()),
+            bool(all(v["nrmse"] <= NCM_TARGET for v in rates.values())), rates, f"target <= {100 * NCM_TARGET:.0f}%")
     salt = R.get("salt")
     if salt and salt["available"]:
         F["salt_ncm_matches_mpnp"] = _finding(
@@ -158,16 +186,20 @@ def findings(S, config) -> dict:
         ok = abs(rel_R_c) <= FIT_TARGET and abs(d_gamma) <= FIT_TARGET * max(abs(fit["discovered_gamma"]), 0.1)
         own = dict(R_c=fit["discovered_R_c"], gamma=fit["discovered_gamma"])
         idf = (fit.get("identifiability") or {}).get("discovered")
-        res = [v["resolution"] for v in idf["parameters"].values()][:2] if idf else None
+        res = _resolution(idf) if idf else None
+        per_run = (fit.get("identifiability") or {}).get("discovered_per_run") or {}
         F["fit_matches_discovery"] = _finding(
             "(project target) circuits.fit of R_c, gamma to the mPNP CV agrees with the discovered values within 10%",
             f"fitted R_c = {fit['R_c']:.4g} vs discovered {own['R_c']:.4g} ohm m^2 ({100 * rel_R_c:+.0f}%); "
             f"fitted gamma = {fit['gamma']:.3f} vs discovered {own['gamma']:.3f} (one factor each on the NCM's own "
-            f"discovered link laws, inner-link mean); fit NRMSE {100 * fit['nrmse']:.1f}%",
+            f"discovered link laws, inner-link mean); fit to {_fit_data(fit)}; fit NRMSE {100 * fit['nrmse']:.1f}%",
             bool(ok), dict(fitted=dict(R_c=fit["R_c"], gamma=fit["gamma"]), discovered=own, mid_slit_discovered=disc_s,
-                           resolution=res),
-            "" if not res else f"the CV pins R_c to {100 * res[0]:.0f}% and gamma to {100 * res[1]:.0f}% against the "
-            "model's own misfit")
+                           resolution=res, data=fit.get("data"), links=fit.get("links"),
+                           resolution_per_run={k: _resolution(v) for k, v in per_run.items()}),
+            ("" if not res else f"the fitted CVs pin R_c to {100 * res[0]:.0f}% and gamma to {100 * res[1]:.0f}% "
+             "against the model's own misfit")
+            + "".join(f"; the {_run_name(k)} run alone: {100 * r[0]:.0f}% / {100 * r[1]:.0f}%"
+                      for k, r in ((k, _resolution(v)) for k, v in per_run.items())))
     tlm = R.get("tlm")
     if tlm:
         an, at = np.asarray(tlm["asymmetry_ncm"]), np.asarray(tlm["asymmetry_tlm"])
@@ -290,6 +322,10 @@ def _regime_section(name, S, config, w):
         if ncm["nrmse_calibrated"] is not None:
             w(f"  - with C and R_open calibrated on the CV (R_c, gamma kept): NRMSE {_num(ncm['nrmse_calibrated'], '.3f')}; "
               f"calibrated values {ncm['calibrated_params']}")
+    if S.get("ncm_vs_mpnp_nrmse_slower"):
+        w("- the same NCM, not refitted, predicting the slower runs: " + "; ".join(
+            f"{k}x slower ({_num(v['half_period_debye'], '.0f')} Debye times per sweep): NRMSE **{_num(v['nrmse'], '.3f')}**"
+            for k, v in R["rates"].items()) + f" (target <= {NCM_TARGET})")
     if disc:
         w(f"- discovered (paper case, mean of inner links): R_c = {_num(disc['R_c'])} ohm m^2, gamma = "
           f"{_num(disc['gamma'], '.3f')} ({disc['paper_form_links']}/{len(disc['inner_links'])} links' laws of the "
@@ -301,13 +337,20 @@ def _regime_section(name, S, config, w):
     if fit and disc:
         f = R["fit"]
         rel_R_c, d_gamma = _fit_differences(f)
-        w(f"- fitted (`circuits.fit`, Adam + LM through the NCM, of one R_c factor and one gamma factor on the "
-          f"discovered per-link laws, `circuits.scaled_laws`; start R_c = {_num(f['start']['R_c'])} (measured U/I), "
+        opt = f.get("optimizer") or {}
+        w(f"- fitted (`circuits.fit`, {opt.get('adam_steps', 0)} Adam + at most {opt.get('lm_steps', '?')} "
+          f"Levenberg-Marquardt steps{', restarted ' + str(opt['restarts']) + 'x' if opt.get('restarts') else ''} "
+          f"through the NCM, of "
+          f"one R_c factor and one gamma factor on the discovered per-link laws, `circuits.scaled_laws`, to "
+          f"{_fit_data(f)}; start R_c = {_num(f['start']['R_c'])} (measured U/I), "
           f"gamma = 0): factors {_num(f.get('scale'), '.3f')}, {_num(f.get('gamma_scale'), '.3f')} (discovery: 1, 1), "
           f"i.e. inner-link mean R_c = {_num(fit['R_c'])} ohm m^2, gamma = {_num(fit['gamma'], '.3f')}; against the "
           f"discovered links (inner mean R_c = {_num(f['discovered_R_c'])}, gamma = {_num(f['discovered_gamma'], '.3f')}): "
           f"relative difference in R_c {_num(100 * rel_R_c, '+.1f')}%, gamma difference {_num(d_gamma, '+.3f')}; fit NRMSE "
-          f"{_num(f['nrmse'], '.3f')} (discovered values: {_num(f.get('nrmse_discovered'), '.3f')}); fit time "
+          f"{_num(f['nrmse'], '.3f')} on the reproduce-rate run"
+          + "".join(f", {_num(v, '.3f')} on the {_run_name(k)}" for k, v in (f.get("nrmse_per_run") or {}).items()
+                    if float(k) != 1.0)
+          + f" (RMS at the discovered values: {_num(f.get('nrmse_discovered'), '.3f')}); fit time "
           f"{_num(f['fit_time_s'], '.1f')} s")
         idf = (f.get("identifiability") or {}).get("discovered")
         if idf:
@@ -319,6 +362,10 @@ def _regime_section(name, S, config, w):
               f"by {_num(100 * ps['resolution'], '.0f')}% in R_c and {_num(100 * pg['resolution'], '.0f')}% in gamma "
               f"(Gauss-Newton step from the discovery: {_num(ps['gauss_newton_step'], '+.3f')}, "
               f"{_num(pg['gauss_newton_step'], '+.3f')}; correlation {_num(idf['correlation'][0][1], '.2f')})")
+        for k, one in ((f.get("identifiability") or {}).get("discovered_per_run") or {}).items():
+            r = _resolution(one)
+            w(f"  - the {_run_name(k)} run alone would pin the R_c factor to {_num(100 * r[0], '.0f')}% and the gamma factor to "
+              f"{_num(100 * r[1], '.0f')}% (its own misfit {_num(one['nrmse_total'], '.4f')})")
         if abs(rel_R_c) > FIT_TARGET or abs(d_gamma) > FIT_TARGET * max(abs(f["discovered_gamma"]), 0.1):
             w("  - **The fit and the discovery disagree by more than 10%.** They answer different questions: the "
               "discovery regresses each link's own voltage-current integrals (a local law), the fit tunes the laws "
