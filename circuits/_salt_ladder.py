@@ -38,7 +38,11 @@ With ``salt="frozen"`` the concentrations stay at ``c0`` and the model is the NC
 (``gamma_open = 0``; exactly, tested). State: the NCM's link charges scaled by the
 charge of the whole swing, then the separator nodes' salt (``SaltLadder.state_parts``). Integration: ROS2 (the NCM's
 Rosenbrock scheme) on the graded grid of ``circuits.step_grid(method="fast")`` with a
-dense Jacobian (``n + 1 + m`` unknowns, LU): one compiled ``lax.scan``, differentiable.
+dense Jacobian (LU): one compiled ``lax.scan``, differentiable. The Jacobian (``jax.jacfwd``, with
+``f`` and ``df/dv`` in the same pass) is formed every ``jacobian_every`` steps (default 3) and kept in
+between: ROS2 is a W-method, second order with any matrix, and the Jacobian is ~85% of a step of the
+co-ion + charged-line model (28 unknowns; measured, see benchmarks/salt_model_speed.py). 4 is too many:
+the 1 V rate/20 run then steps a slit's co-ions past zero (NaN).
 """
 
 from __future__ import annotations
@@ -65,7 +69,7 @@ from ._salt import check_bulk_packing, ion_diffusivities
 COION_MODES = ("equilibrium", "dynamic")
 SEPARATOR_LINES = ("neutral", "charged")
 FARADAY = ELEMENTARY_CHARGE * AVOGADRO  # C/mol
-SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05)  # the ROS2 grid (see step_grid)
+SALT_LADDER_STEPS = dict(steps=1000, first_step=1e-5, growth=1.05, jacobian_every=3)  # the ROS2 grid (see step_grid)
 
 
 # where the co-ion model's logarithms turn into their tangents (SaltLadder.ion_potentials): a content below
@@ -291,6 +295,23 @@ class SaltLadder(eqx.Module):
         dx = jnp.asarray(self.separator_m) / self.separator_nodes
         return FARADAY * dx * jnp.sum(self.separator_net_charge(y))
 
+    def _line_potential(self, charge, psi_end):
+        """Potential (V, (m,)) of the charged line's nodes holding ``charge`` (C/m^2, (m,)), 0 V half a cell
+        before node 0, ``psi_end`` half a cell after the last: the discrete Poisson equation (faces of
+        permittivity over length ``eps/dx``, the two end faces ``2 eps/dx``) solved in closed form. The
+        nodes are a chain of series capacitances between two fixed potentials: with ``s_i`` the
+        cumulative inverse face capacitance from the reservoir to node ``i`` and ``S`` the whole chain's,
+        ``psi_i = sum_j s_min(i,j) (S - s_max(i,j)) / S charge_j + psi_end s_i / S``. No linear solve in
+        the step (it was one LU per right-hand side and per Jacobian column)."""
+        m = self.separator_nodes
+        dx = jnp.asarray(self.separator_m) / m
+        eps = jnp.asarray(self.relative_permittivity) * VACUUM_PERMITTIVITY
+        faces = jnp.concatenate([jnp.full((1,), 0.5), jnp.ones((m - 1,)), jnp.full((1,), 0.5)]) * dx / eps
+        s = jnp.cumsum(faces)[:-1]
+        S = jnp.sum(faces)
+        green = jnp.minimum(s[:, None], s[None, :]) * (S - jnp.maximum(s[:, None], s[None, :])) / S
+        return green @ charge + psi_end * s / S
+
     def _charged_line(self, c, rho, phi, u0):
         """Nernst-Planck fluxes of the charged separator line (``separator="charged"``).
 
@@ -308,11 +329,7 @@ class SaltLadder(eqx.Module):
         eps = jnp.asarray(self.relative_permittivity) * VACUUM_PERMITTIVITY
         vt = BOLTZMANN * jnp.asarray(self.temperature_K) / ELEMENTARY_CHARGE
         psi_end = phi - u0
-        g = jnp.concatenate([jnp.full((1,), 2.0), jnp.ones((m - 1,)), jnp.full((1,), 2.0)]) * eps / dx  # face m
-        A = -jnp.diag(g[:-1] + g[1:]) + jnp.diag(g[1:-1], 1) + jnp.diag(g[1:-1], -1)
-        b = -FARADAY * rho * dx
-        b = b.at[-1].add(-g[-1] * psi_end)
-        psi = jnp.linalg.solve(A, b)
+        psi = self._line_potential(FARADAY * rho * dx, psi_end)
         a3 = (jnp.asarray(self.ion_diameter_nm) * 1e-9) ** 3 * AVOGADRO
         vac = -jnp.log1p(-a3 * (cp + cn))
         mup = jnp.concatenate([jnp.reshape(jnp.log(c0) - jnp.log1p(-2 * a3 * c0), (1,)), jnp.log(cp) + psi / vt + vac])
@@ -510,14 +527,24 @@ class SaltLadderSolution(eqx.Module):
     separator_net_charge: Float[Array, "t m"]  # mol/L, c+ - c- of the separator nodes (0 for the neutral line)
 
 
-def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
-    """One ROS2 step (as ``_kernel.ros2_step``) with a dense Jacobian and LU; ``dfdv_fun(y)``: df/dv."""
-    g = ROS2_GAMMA
-    f0 = fun(y, v0)
-    J = jax.jacfwd(fun, argnums=0)(y, v0)
-    dfdv = dfdv_fun(y)
-    gh = g * h
-    ft0 = gh * dfdv * ((v1 - v0) / h)
+def _value_and_jacobian(fun, y, v):
+    """``(f, df/dy, df/dv)`` at ``(y, v)`` from one forward-mode pass (the forcing's derivative is one more
+    tangent, not a pass of its own)."""
+    def value_twice(y, v):
+        f = fun(y, v)
+        return f, f
+
+    (J, dfdv), f = jax.jacfwd(value_twice, argnums=(0, 1), has_aux=True)(y, v)
+    return f, J, dfdv
+
+
+def _ros2_dense(fun, y, h, v0, v1, f0, J, dfdv):
+    """One ROS2 step (as ``_kernel.ros2_step``) with a dense matrix ``J`` and LU; ``f0 = fun(y, v0)``.
+
+    ROS2 is a W-method: second order for any ``J`` (Verwer et al. 1999), so ``J`` and ``dfdv`` may be
+    those of an earlier step; its L-stability is the exact Jacobian's."""
+    gh = ROS2_GAMMA * h
+    ft0 = ROS2_GAMMA * dfdv * (v1 - v0)  # gh df/dv (v1 - v0)/h: also for a zero-length (padding) step
     lu = jax.scipy.linalg.lu_factor(jnp.eye(y.shape[0], dtype=y.dtype) - gh * J)
     k1 = jax.scipy.linalg.lu_solve(lu, f0 + ft0)
     f1 = fun(y + h * k1, v1)
@@ -526,7 +553,7 @@ def _ros2_dense(fun, dfdv_fun, y, h, v0, v1):
 
 
 @eqx.filter_jit
-def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
+def _solve(model: SaltLadder, drive, grid, out_index, save_tau, jacobian_every: int = 1):
     scale = model.charge_unit(drive.swing)
     duration = drive.duration_s
     n_out = save_tau.shape[0]
@@ -534,23 +561,30 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
     def fun(y, v):
         return model.rates(y, v, scale, duration)
 
-    def dfdv_fun(y):  # only the electrode row sees the forcing: d/dv of (v - u_0) / R_open
-        if model.separator == "charged":  # the forcing enters the line's Poisson: every row (linear in v)
-            return jax.jvp(lambda v: fun(y, v), (jnp.zeros(()),), (jnp.ones(()),))[1]
-        r0 = model.fluxes(y, 0.0, scale)["open_resistance"]
-        return jnp.zeros_like(y).at[0].set(duration / (scale * r0))
+    # one flat scan over blocks of ``jacobian_every`` steps (one compiled body), the outputs written into a
+    # buffer: the Jacobian is formed at each block's first step and kept for the others (the grid is padded
+    # with zero-length steps, which leave the state as it is, to whole blocks)
+    K = jacobian_every
 
-    # one flat scan over every step (one compiled step body), the outputs written into a buffer
-    def body(carry, step_in):
+    def body(carry, block):
         y, buf = carry
-        tau0, tau1, v0, v1, k = step_in
-        y = _ros2_dense(fun, dfdv_fun, y, tau1 - tau0, v0, v1)
-        return (y, jax.lax.dynamic_update_index_in_dim(buf, y, k, 0)), None
+        tau0, tau1, v0, v1, k = block
+        f0, J, dfdv = _value_and_jacobian(fun, y, v0[0])
+        for i in range(K):
+            if i:
+                f0 = fun(y, v0[i])
+            y = _ros2_dense(fun, y, tau1[i] - tau0[i], v0[i], v1[i], f0, J, dfdv)
+            buf = jax.lax.dynamic_update_index_in_dim(buf, y, k[i], 0)
+        return (y, buf), None
 
     y0 = model.initial_state()
     buf = jnp.zeros((n_out + 1,) + y0.shape).at[0].set(y0)
     v0, v1 = drive.segment_value(grid[:-1], grid[1:])  # the forcing at every step, outside the step body
-    (_, buf), _ = jax.lax.scan(body, (y0, buf), (grid[:-1], grid[1:], v0, v1, out_index))
+    pad = -(grid.shape[0] - 1) % K
+    steps = [jnp.concatenate([a, jnp.full((pad,), end, a.dtype)])
+             for a, end in ((grid[:-1], grid[-1]), (grid[1:], grid[-1]), (v0, v1[-1]), (v1, v1[-1]))]
+    steps.append(jnp.concatenate([out_index, jnp.full((pad,), n_out, out_index.dtype)]))  # padding: the spare slot
+    (_, buf), _ = jax.lax.scan(body, (y0, buf), tuple(a.reshape(-1, K) for a in steps))
     ys = buf[:n_out]
 
     def observe(tau, y):
@@ -570,12 +604,13 @@ def _solve(model: SaltLadder, drive, grid, out_index, save_tau):
 
 def solve_salt_ladder(model: SaltLadder, protocol, *, points_per_cycle: int = 200, times=None,
                       steps: int = SALT_LADDER_STEPS["steps"], first_step: float = SALT_LADDER_STEPS["first_step"],
-                      growth: float = SALT_LADDER_STEPS["growth"], **_ignored) -> SaltLadderSolution:
+                      growth: float = SALT_LADDER_STEPS["growth"],
+                      jacobian_every: int = SALT_LADDER_STEPS["jacobian_every"], **_ignored) -> SaltLadderSolution:
     """Simulate a :class:`SaltLadder` under a voltage-controlled protocol starting at 0 V.
 
     ROS2 on the graded grid of ``circuits.step_grid(method="fast", steps=..., first_step=..., growth=...)``
-    (defaults ``SALT_LADDER_STEPS``); works under ``jax.grad`` / ``jax.jit`` over the model.
-    ``method`` is accepted and ignored (one integrator); other options raise.
+    (defaults ``SALT_LADDER_STEPS``), the Jacobian formed every ``jacobian_every`` steps and reused in
+    between (ROS2 stays second order); works under ``jax.grad`` / ``jax.jit`` over the model. ``method`` is accepted and ignored (one integrator); other options raise.
     """
     if not isinstance(model, SaltLadder):
         raise TypeError(f"model must be a circuits.SaltLadder, got {type(model).__name__}")
@@ -586,6 +621,8 @@ def solve_salt_ladder(model: SaltLadder, protocol, *, points_per_cycle: int = 20
         raise ValueError(f"unknown solver options for SaltLadder: {sorted(bad)}")
     if int(steps) < 2 or not (0 < first_step <= 1) or not growth >= 1:
         raise ValueError("SaltLadder: need steps >= 2, 0 < first_step <= 1, growth >= 1")
+    if isinstance(jacobian_every, bool) or not isinstance(jacobian_every, (int, np.integer)) or jacobian_every < 1:
+        raise ValueError(f"SaltLadder: jacobian_every must be an integer >= 1, got {jacobian_every!r}")
     with float64():
         drive = drive_from_protocol(protocol)
         if abs(float(drive.phi_initial)) > 0:
@@ -595,7 +632,8 @@ def solve_salt_ladder(model: SaltLadder, protocol, *, points_per_cycle: int = 20
         grid, save_index = graded_grid(np.asarray(drive.knots), save_tau, int(steps), float(first_step), float(growth))
         grid, out_index, _ = flat_steps(grid, save_index)
         drive = jax.tree_util.tree_map(jnp.asarray, drive)
-        return _solve(model, drive, jnp.asarray(grid), jnp.asarray(out_index), jnp.asarray(grid[save_index]))
+        return _solve(model, drive, jnp.asarray(grid), jnp.asarray(out_index), jnp.asarray(grid[save_index]),
+                      int(jacobian_every))
 
 
 def salt_ladder_to_dataset(solution: SaltLadderSolution, model: SaltLadder, protocol=None, **extra_attrs) -> xr.Dataset:

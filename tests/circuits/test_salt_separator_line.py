@@ -4,6 +4,7 @@ import dataclasses
 import sys
 from pathlib import Path
 
+import jax
 import numpy as np
 import pytest
 
@@ -16,6 +17,31 @@ from test_salt_coions import _equilibrium, _model  # noqa: E402  (the uniform-sl
 
 def _charged(**kw):
     return dataclasses.replace(_model(), separator="charged", **kw)
+
+
+def test_line_potential_solves_the_discrete_poisson_equation():
+    """The line's potential (closed form in the model) against a direct solve of its discrete Poisson
+    equation: node charges F (c+ - c-) dx, faces eps/dx (the two end faces, half cells, 2 eps/dx),
+    0 V at the reservoir, phi - U(q_0') past the last node."""
+    m = _charged(separator_nodes=6)
+    with jaxpnp.float64():
+        scale = m.charge_unit(0.5)
+        y = np.asarray(m.initial_state())
+        rng = np.random.default_rng(3)
+        y = y + 0.02 * rng.standard_normal(y.shape)  # a charged, depleted line off equilibrium
+        phi = 0.4
+        f = m.fluxes(jax.numpy.asarray(y), phi, scale)
+        psi = np.asarray(f["separator_potential"])
+        rho = np.asarray(m.separator_net_charge(jax.numpy.asarray(y)))
+        u0 = float(np.asarray(f["node_voltage"])[0])
+    k, dx = m.separator_nodes, float(m.separator_m) / m.separator_nodes
+    eps = float(m.relative_permittivity) * 8.8541878128e-12
+    g = np.r_[2.0, np.ones(k - 1), 2.0] * eps / dx
+    A = np.diag(g[:-1] + g[1:]) - np.diag(g[1:-1], 1) - np.diag(g[1:-1], -1)
+    b = 1.602176634e-19 * 6.02214076e23 * rho * dx  # F = e N_A (exact SI)
+    b[-1] += g[-1] * (phi - u0)
+    assert np.max(np.abs(rho)) > 1.0  # the line carries a real space charge here
+    np.testing.assert_allclose(psi, np.linalg.solve(A, b), rtol=1e-11, atol=1e-14)
 
 
 def test_held_voltage_relaxes_to_the_equilibrium_with_a_neutral_line():
