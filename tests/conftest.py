@@ -25,6 +25,7 @@ LONGEST_FIRST = (
     "reproduce/test_reproduce.py",  # 153
     "jaxpnp/test_device_solver.py",  # 139
     "sweep/test_sweep_dask.py",  # 110 (+ its Dask workers)
+    "jaxpnp/test_equilibrium.py",  # 70 (suite7 07:30, load 8-12; test_initial_equilibrium merged in)
     "discovery/test_discovery_engines.py",  # 63
     "discovery/test_discovery_mpnp.py",  # 45
     "jaxpnp/test_impedance.py",  # 44
