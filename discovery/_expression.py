@@ -17,8 +17,12 @@ import numpy as np
 import sympy
 from scipy.optimize import least_squares
 from sympy.polys.constructor import construct_domain
-from sympy.polys.polyutils import _sort_gens
 from sympy.polys.rings import PolyRing
+
+try:  # private in sympy (unpinned): without it cancel_together takes sympy's own path
+    from sympy.polys.polyutils import _sort_gens
+except ImportError:  # pragma: no cover - depends on the installed sympy
+    _sort_gens = None
 
 _FUNCTIONS = {
     "exp": sympy.exp,
@@ -166,7 +170,7 @@ def cancel_together(expr):
     the polynomials ``cancel`` reduces are ``+-p, +-q`` coefficient for coefficient; the reduction
     here is the same ring ``cancel`` (its gcd is exact, its sign normalisation fixes the +-). Those
     rewrites are ~70% of a tidy's cost. Anything else goes through sympy's own path."""
-    parts = _expanded_fraction(expr) if expr.free_symbols else None
+    parts = _expanded_fraction(expr) if expr.free_symbols and _sort_gens is not None else None
     if parts is None:
         return sympy.cancel(sympy.together(expr))
     built = _expanded_ring(*parts)
